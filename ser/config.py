@@ -1,0 +1,94 @@
+"""Every parameter of the build, in one place.
+
+Both ``ser/`` and ``dodo.py`` read :data:`CONFIG`. ``dodo.py`` passes
+``CONFIG.section("...")`` to doit's ``config_changed`` so that a changed value
+re-runs exactly the tasks that use it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+BUILD_DIR = PROJECT_DIR / "build"
+CACHE_DIR = BUILD_DIR / "cache"
+RESULTS_DIR = BUILD_DIR / "results"
+MODELS_DIR = BUILD_DIR / "models"
+FIGURES_DIR = PROJECT_DIR / "figures"
+REPORT_DIR = PROJECT_DIR / "report"
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """Mel power spectrogram exactly as the spec asks (section 1)."""
+
+    n_mels: int = 3401
+    n_fft: int = 16384
+    hop_s: float = 0.015  # hop length in seconds; hop = int(sr * hop_s) samples
+    power: float = 2.0
+    n_frames: int = 200  # frames kept (zero-padded when the clip is shorter)
+    fmin_hz: float = 0.0
+    fmax_hz: float | None = None  # None: sr / 2, librosa's default
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Spectral features per band (section 1)."""
+
+    bands_hz: tuple[tuple[float, float], ...] = (
+        (300.0, 627.0),
+        (628.0, 1060.0),
+        (1061.0, 1633.0),
+        (1634.0, 2393.0),
+        (2394.0, 3400.0),
+    )
+    kinds: tuple[str, ...] = ("SC", "SBW", "SBE")
+    # "hz": a band holds mel bins whose centre frequency (Hz) lies in it, f_k in Hz.
+    # "index": a band is the range of mel-bin indices, f_k = k (the other reading).
+    readings: tuple[str, ...] = ("hz", "index")
+
+
+@dataclass(frozen=True)
+class SvmConfig:
+    """SVMs on the spectral features (section 2)."""
+
+    spec_C: float = 10.0
+    spec_kernel: str = "rbf"
+    # Grid searched by leave-one-training-actor-out cross-validation.
+    grid_C: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
+    grid_gamma: tuple[str | float, ...] = ("scale", 1e-4, 1e-3, 1e-2)
+    grid_kernel: tuple[str, ...] = ("rbf", "linear")
+    grid_transform: tuple[str, ...] = ("none", "log")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data set is and how RAVDESS is turned into it."""
+
+    classes: tuple[str, ...] = ("Angry", "Calm", "Happy", "Sad")
+    # RAVDESS emotion code -> class folder, for `doit data`.
+    ravdess_emotions: tuple[tuple[str, str], ...] = (
+        ("02", "Calm"),
+        ("03", "Happy"),
+        ("04", "Sad"),
+        ("05", "Angry"),
+    )
+    train_actors: tuple[int, ...] = (1, 2, 3, 4)
+    test_actors: tuple[int, ...] = (5, 6, 7, 8)
+
+
+@dataclass(frozen=True)
+class Config:
+    mel: MelConfig = field(default_factory=MelConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    svm: SvmConfig = field(default_factory=SvmConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    seed: int = 0
+
+    def section(self, name: str) -> str:
+        """A stable text of one section, for doit's ``config_changed``."""
+        return repr(dataclasses.asdict(getattr(self, name)))
+
+
+CONFIG = Config()
