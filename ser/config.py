@@ -64,9 +64,11 @@ class SvmConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the data set is and how RAVDESS is turned into it."""
+    """How `doit data` turns a RAVDESS copy into the EmotionSpeech layout.
 
-    classes: tuple[str, ...] = ("Angry", "Calm", "Happy", "Sad")
+    (The classes of a build are the data set's class folders, alphabetical.)
+    """
+
     # RAVDESS emotion code -> class folder, for `doit data`.
     ravdess_emotions: tuple[tuple[str, str], ...] = (
         ("02", "Calm"),

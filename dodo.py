@@ -1,0 +1,156 @@
+"""The build: audio -> features -> SVMs -> CNNs -> figures -> report.pdf.
+
+    doit                      build everything (build/report.pdf)
+    doit list                 the tasks, each with what it does
+    doit figures              only the figures
+    doit data_dir=PATH        use another copy of the data set (or set SER_DATA)
+
+Each task wraps one function of ``ser.pipeline``; its inputs are in
+``file_dep``, its outputs in ``targets``, and the parameters it reads in
+``config_changed``, so doit re-runs exactly what a change touches.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from doit import get_var
+from doit.exceptions import TaskFailed
+from doit.tools import config_changed
+
+from ser.config import BUILD_DIR, CACHE_DIR, CONFIG, FIGURES_DIR, PROJECT_DIR, REPORT_DIR, RESULTS_DIR
+from ser.errors import SerError
+
+DOIT_CONFIG = {
+    "default_tasks": ["report"],
+    "verbosity": 2,
+    "action_string_formatting": "new",
+}
+
+SER = PROJECT_DIR / "ser"
+
+
+def _mods(*names: str) -> list[str]:
+    """The ser/ modules a task runs (a code change re-runs it)."""
+    return [str(SER / f"{n}.py") for n in names]
+
+
+def _data():
+    """The data set: its root, clip paths and any error found while looking."""
+    from ser.dataset import find_data_dir, list_clips
+
+    try:
+        root = find_data_dir(get_var("data_dir", None))
+        return root, [str(c.path) for c in list_clips(root)], None
+    except SerError as exc:
+        return None, [], exc
+
+
+DATA_DIR, WAVS, DATA_ERROR = _data()
+R = RESULTS_DIR
+F = FIGURES_DIR
+
+
+def _run(fn, *args, **kwargs):
+    """A doit python-action: a SerError fails the task with its message alone."""
+
+    def action():
+        if DATA_ERROR is not None:
+            return TaskFailed(f"ERROR: {DATA_ERROR}")
+        try:
+            fn(*args, **kwargs)
+        except SerError as exc:
+            print(f"ERROR: {exc}", file=sys.stderr)
+            return TaskFailed(str(exc))
+        return None
+
+    action.__name__ = getattr(fn, "__name__", "action")
+    return (action, [], {})
+
+
+def _data_dep():
+    return config_changed({"data_dir": str(DATA_DIR)})
+
+
+def task_card():
+    """Data-set card: clips per class and split, actors, rates, durations, leakage check."""
+    from ser import pipeline
+
+    return {
+        "actions": [_run(pipeline.build_card, DATA_DIR, R / "data.json", CONFIG)],
+        "file_dep": WAVS + _mods("card", "audio", "dataset", "pipeline"),
+        "targets": [R / "data.json"],
+        "uptodate": [_data_dep(), config_changed(CONFIG.section("mel"))],
+        "clean": True,
+    }
+
+
+def task_features():
+    """Mel spectrograms (fast, = librosa) and SC/SBW/SBE per band, cached as .npz."""
+    from ser import pipeline
+
+    return {
+        "actions": [_run(pipeline.build_features, DATA_DIR, CACHE_DIR / "features.npz", R / "features.json", CONFIG)],
+        "file_dep": WAVS + _mods("features", "spectro", "extract", "audio", "dataset", "pipeline"),
+        "targets": [CACHE_DIR / "features.npz", R / "features.json"],
+        "uptodate": [_data_dep(), config_changed(CONFIG.section("mel") + CONFIG.section("features"))],
+        "clean": True,
+    }
+
+
+def task_svm():
+    """SVMs per feature type: the spec's C=10 RBF, and one tuned by leave-one-actor-out CV."""
+    from ser import pipeline
+
+    return {
+        "actions": [_run(pipeline.build_svm, CACHE_DIR / "features.npz", R / "svm.json", CONFIG)],
+        "file_dep": [CACHE_DIR / "features.npz"] + _mods("svm", "metrics", "pipeline"),
+        "targets": [R / "svm.json"],
+        "uptodate": [config_changed(CONFIG.section("svm") + str(CONFIG.seed))],
+        "clean": True,
+    }
+
+
+def task_figures():
+    """Every figure of the report (PNG for spectrograms, SVG for plots) in figures/."""
+    from ser import pipeline
+
+    yield {
+        "name": "mel_examples",
+        "doc": "Mel spectrograms (dB) of one training and one test clip per class (item a).",
+        "actions": [_run(pipeline.figure_mel_examples, DATA_DIR, F / "mel_examples.png",
+                         R / "mel_examples.json", CONFIG)],
+        "file_dep": WAVS + _mods("figures", "plots", "spectro", "audio", "pipeline"),
+        "targets": [F / "mel_examples.png", R / "mel_examples.json"],
+        "uptodate": [_data_dep(), config_changed(CONFIG.section("mel"))],
+        "clean": True,
+    }
+    conf = {r: F / f"svm_confusion_{r}.svg" for r in CONFIG.features.readings}
+    yield {
+        "name": "svm",
+        "doc": "SVM accuracies with 95% intervals, and confusion matrices (item b).",
+        "actions": [_run(pipeline.figure_svm, R / "svm.json", F / "svm_accuracy.svg", conf)],
+        "file_dep": [R / "svm.json"] + _mods("figures", "plots", "pipeline"),
+        "targets": [F / "svm_accuracy.svg", *conf.values()],
+        "clean": True,
+    }
+
+
+def task_report():
+    """Render report/ templates with the results into build/report.html and build/report.pdf."""
+    from ser import pipeline
+    from ser.report import discover_sections
+
+    sections = discover_sections(REPORT_DIR)
+    templates = [REPORT_DIR / "base.html.j2", REPORT_DIR / "print.css"]
+    templates += [REPORT_DIR / name for _, name in sections]
+    results = [R / f"{key}.json" for key, _ in sections]
+    figures = [F / "mel_examples.png", F / "svm_accuracy.svg"]
+    figures += [F / f"svm_confusion_{r}.svg" for r in CONFIG.features.readings]
+    return {
+        "actions": [_run(pipeline.build_report, REPORT_DIR, R, F, BUILD_DIR / "report.html",
+                         BUILD_DIR / "report.pdf")],
+        "file_dep": templates + results + figures + _mods("report", "pipeline"),
+        "targets": [BUILD_DIR / "report.html", BUILD_DIR / "report.pdf"],
+        "clean": True,
+    }

@@ -1,0 +1,93 @@
+"""The data-set card: what is in each split, and whether the splits leak.
+
+Leakage is checked two ways: an actor found in both splits (from RAVDESS file
+names), and the same audio in both splits (SHA-256 of the decoded samples, so a
+re-encoded or renamed copy is caught too).
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections import Counter
+
+import numpy as np
+
+from .audio import audio_info, read_mono
+from .dataset import SPLITS, Clip
+
+
+def clip_record(clip: Clip) -> dict:
+    """Header facts and a hash of the decoded mono samples of one clip."""
+    info = audio_info(clip.path)
+    y, _ = read_mono(clip.path)
+    return {
+        "key": clip.key,
+        "split": clip.split,
+        "class": clip.class_name,
+        "actor": clip.actor,
+        "sr_hz": info.sr_hz,
+        "channels": info.n_channels,
+        "subtype": info.subtype,
+        "duration_s": info.duration_s,
+        "audio_sha256": hashlib.sha256(np.ascontiguousarray(y).tobytes()).hexdigest(),
+    }
+
+
+def _describe(values) -> dict:
+    v = np.asarray(values, float)
+    return {"min": float(v.min()), "mean": float(v.mean()), "max": float(v.max())}
+
+
+def summarise(records: list[dict], class_names: list[str], data_dir: str, hop_s: float) -> dict:
+    """Counts per class and split, actors, sample rates, durations, channels, leakage."""
+    card = {"data_dir": data_dir, "classes": class_names, "n_clips": len(records), "splits": {}}
+    for split in SPLITS:
+        rs = [r for r in records if r["split"] == split]
+        counts = Counter(r["class"] for r in rs)
+        actors = sorted({r["actor"] for r in rs if r["actor"] is not None})
+        frames = [int(r["duration_s"] * r["sr_hz"]) // int(r["sr_hz"] * hop_s) + 1 for r in rs]
+        card["splits"][split] = {
+            "n_clips": len(rs),
+            "per_class": {c: counts.get(c, 0) for c in class_names},
+            "actors": actors,
+            "actors_known": all(r["actor"] is not None for r in rs),
+            "sample_rates_hz": sorted({r["sr_hz"] for r in rs}),
+            "subtypes": sorted({r["subtype"] for r in rs}),
+            "channels": {str(k): v for k, v in sorted(Counter(r["channels"] for r in rs).items())},
+            "multichannel_clips": [r["key"] for r in rs if r["channels"] > 1],
+            "duration_s": _describe([r["duration_s"] for r in rs]),
+            "n_frames": _describe(frames),
+            "shorter_than_200_frames": int(sum(f < 200 for f in frames)),
+        }
+    train = [r for r in records if r["split"] == "Train"]
+    test = [r for r in records if r["split"] == "Test"]
+    shared_actors = sorted({r["actor"] for r in train if r["actor"] is not None}
+                           & {r["actor"] for r in test if r["actor"] is not None})
+    test_hashes = {r["audio_sha256"]: r["key"] for r in test}
+    dup_pairs = [[r["key"], test_hashes[r["audio_sha256"]]] for r in train if r["audio_sha256"] in test_hashes]
+    card["leakage"] = {
+        "shared_actors": shared_actors,
+        "duplicate_audio": dup_pairs,
+        "clean": not shared_actors and not dup_pairs,
+    }
+    return card
+
+
+def leakage_warnings(card: dict) -> list[str]:
+    """Plain sentences for the build log (empty when the splits are clean)."""
+    out = []
+    if card["leakage"]["shared_actors"]:
+        out.append(f"actors in both Train and Test: {card['leakage']['shared_actors']}")
+    for a, b in card["leakage"]["duplicate_audio"]:
+        out.append(f"the same audio is in Train and Test: {a} and {b}")
+    return out
+
+
+def build_card(clips: list[Clip], class_names: list[str], data_dir: str, hop_s: float) -> dict:
+    from .extract import map_clips
+
+    records = map_clips(clip_record, clips, desc="data-set card")
+    card = summarise(records, class_names, data_dir, hop_s)
+    for w in leakage_warnings(card):
+        print(f"WARNING: leakage: {w}", file=sys.stderr)
+    return card

@@ -1,0 +1,73 @@
+"""The report's figures for the data set, the features and the SVMs."""
+from __future__ import annotations
+
+from .audio import hop_samples, read_mono
+from .dataset import SPLITS, Clip
+from .plots import _mpl, plot_accuracy_bars, plot_confusion, plot_mel_db, save_figure
+from .spectro import mel_from_config
+
+
+def example_clips(clips: list[Clip], class_names: list[str]) -> dict[tuple[str, str], Clip]:
+    """The first clip (by file name) of every class in every split."""
+    out = {}
+    for c in clips:
+        out.setdefault((c.split, c.class_name), c)
+    return {(s, k): out[(s, k)] for s in SPLITS for k in class_names}
+
+
+def mel_examples_figure(clips: list[Clip], class_names: list[str], mel_cfg, path) -> list[str]:
+    """Item a: mel spectrograms (dB) of one training and one test clip per class.
+
+    The whole clip is drawn; a dashed line marks the end of the first
+    ``n_frames`` frames, the part the spectral features read. Returns the keys
+    of the clips shown.
+    """
+    plt = _mpl()
+    chosen = example_clips(clips, class_names)
+    fig, axes = plt.subplots(len(SPLITS), len(class_names), figsize=(7.2, 4.6), sharey=True,
+                             constrained_layout=True)
+    img = None
+    for i, split in enumerate(SPLITS):
+        for j, name in enumerate(class_names):
+            clip = chosen[(split, name)]
+            y, sr = read_mono(clip.path)
+            S = mel_from_config(y, sr, mel_cfg, n_frames=None)
+            ax = axes[i, j]
+            _, img = plot_mel_db(S, sr_hz=sr, hop_length=hop_samples(sr, mel_cfg.hop_s), ax=ax,
+                                 title=f"{split} / {name}\n{clip.path.name}", mark_frame=mel_cfg.n_frames)
+            if j:
+                ax.set_ylabel("")
+            if i == 0:
+                ax.set_xlabel("")
+    fig.colorbar(img, ax=axes, format="%+.0f dB", shrink=0.6, label="power re. clip maximum")
+    save_figure(fig, path, dpi=200)
+    return [chosen[k].key for k in chosen]
+
+
+def svm_accuracy_figure(svm: dict, path) -> None:
+    """Test accuracy with 95% intervals per feature kind: spec and tuned SVMs, both readings."""
+    plt = _mpl()
+    readings = list(svm["readings"])
+    fig, axes = plt.subplots(1, len(readings), figsize=(7.2, 2.4), sharey=True, constrained_layout=True)
+    axes = [axes] if len(readings) == 1 else axes
+    for ax, reading in zip(axes, readings):
+        kinds = svm["readings"][reading]["kinds"]
+        groups = {}
+        for model, label in (("spec", "C=10, RBF (spec)"), ("tuned", "tuned by actor CV")):
+            groups[label] = [(k[model]["test"]["accuracy"], k[model]["test"]["accuracy_ci95"]) for k in kinds.values()]
+        plot_accuracy_bars(list(kinds), groups, ax=ax, chance=1 / len(svm["classes"]))
+        ax.set_title(f"bands read as {'Hz' if reading == 'hz' else 'mel-bin indices'}")
+    save_figure(fig, path)
+
+
+def confusion_grid_figure(svm: dict, reading: str, path) -> None:
+    """Confusion matrices of the spec and tuned SVMs for every feature kind."""
+    plt = _mpl()
+    kinds = svm["readings"][reading]["kinds"]
+    fig, axes = plt.subplots(2, len(kinds), figsize=(7.2, 4.8), constrained_layout=True)
+    for j, (kind, r) in enumerate(kinds.items()):
+        for i, (model, label) in enumerate((("spec", "spec SVM"), ("tuned", "tuned SVM"))):
+            t = r[model]["test"]
+            plot_confusion(t["confusion"], svm["classes"], ax=axes[i, j],
+                           title=f"{kind}, {label}: {100 * t['accuracy']:.1f}%")
+    save_figure(fig, path)
