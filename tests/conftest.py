@@ -1,0 +1,43 @@
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+warnings.filterwarnings("ignore", message="Couldn't find ffmpeg or avconv")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    from ser.dataset import find_data_dir
+    from ser.errors import DataError
+
+    try:
+        return find_data_dir()
+    except DataError as exc:  # pragma: no cover - the shared data set is there in CI
+        pytest.skip(str(exc))
+
+
+def write_wav(path: Path, y: np.ndarray, sr: int = 16000, subtype: str = "PCM_16") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), y, sr, subtype=subtype)
+    return path
+
+
+def tone(freq_hz: float, sr: int, seconds: float, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return (amp * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    """Train/Test x 4 classes x 2 clips of tones with RAVDESS-like names."""
+    root = tmp_path / "EmotionSpeech"
+    codes = {"Angry": "05", "Calm": "02", "Happy": "03", "Sad": "04"}
+    for split, actors in (("Train", (1, 2)), ("Test", (5, 6))):
+        for i, (name, code) in enumerate(codes.items()):
+            for a in actors:
+                y = tone(300 + 200 * i + 10 * a, 16000, 0.5)
+                write_wav(root / split / name / f"03-01-{code}-01-01-01-{a:02d}.wav", y)
+    return root

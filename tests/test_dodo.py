@@ -1,0 +1,29 @@
+"""The task graph from the outside, as a user runs it."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def doit(*args, env=None, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "doit", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_list_explains_every_task():
+    out = doit("list", "--all")
+    assert out.returncode == 0, out.stderr
+    lines = [l for l in out.stdout.splitlines() if l.strip()]
+    assert {l.split()[0] for l in lines} >= {"card", "features", "svm", "figures", "report"}
+    for l in lines:
+        assert len(l.split(None, 1)) == 2, f"task without a description: {l}"
+
+
+def test_bad_data_dir_fails_with_its_path_and_writes_nothing(tmp_path):
+    db = tmp_path / "doit.db"
+    out = doit("--db-file", str(db), "card", f"data_dir={tmp_path / 'nowhere'}")
+    assert out.returncode != 0
+    assert "nowhere" in out.stdout + out.stderr
+    assert "no data set found" in out.stdout + out.stderr

@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from ser.io import atomic_path, load_npz, save_json, save_npz
+from ser.metrics import confusion, scores, seed_summary, wilson_interval
+
+
+def test_confusion_rows_are_true_classes():
+    cm = confusion([0, 0, 1, 2], [0, 1, 1, 1], 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
+
+
+def test_wilson_interval_known_value():
+    lo, hi = wilson_interval(70, 128)
+    assert lo == pytest.approx(0.4603, abs=1e-3) and hi == pytest.approx(0.6304, abs=1e-3)
+    assert wilson_interval(0, 10)[0] == 0.0
+
+
+def test_scores_and_seed_summary():
+    s = scores([0, 0, 1, 1], [0, 1, 1, 1], ["A", "B"])
+    assert s["accuracy"] == 0.75 and s["recall"] == {"A": 0.5, "B": 1.0} and s["uar"] == 0.75
+    m = seed_summary([0.5, 0.6, 0.7])
+    assert m["mean"] == pytest.approx(0.6) and m["std"] == pytest.approx(0.1)
+    assert m["mean_ci95"][0] < 0.6 < m["mean_ci95"][1]
+
+
+def test_interrupted_write_leaves_no_target_and_keeps_the_old_one(tmp_path):
+    target = tmp_path / "out.json"
+    save_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text().strip().startswith("{")
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_npz_round_trip_has_no_pickle(tmp_path):
+    save_npz(tmp_path / "f.npz", x=np.arange(3), key=np.array(["a", "b"]))
+    d = load_npz(tmp_path / "f.npz")
+    assert d["x"].tolist() == [0, 1, 2] and d["key"].tolist() == ["a", "b"]
