@@ -154,3 +154,36 @@ def task_report():
         "targets": [BUILD_DIR / "report.html", BUILD_DIR / "report.pdf"],
         "clean": True,
     }
+
+
+def task_data():
+    """Build the Train/Test layout from a RAVDESS copy: doit data --src PATH|URL [--out DIR] [--train 1-4] [--test 5-8]."""
+
+    def build(src, out, train, test):
+        from ser import ravdess
+
+        if not src:
+            return TaskFailed("doit data needs --src: a folder of RAVDESS Actor_NN folders, "
+                              "Audio_Speech_Actors_01-24.zip, or its URL")
+        try:
+            done = ravdess.build_layout(src, out, emotions=dict(CONFIG.data.ravdess_emotions), train=train, test=test)
+        except SerError as exc:
+            print(f"ERROR: {exc}", file=sys.stderr)
+            return TaskFailed(str(exc))
+        print(f"data set written to {done['out_dir']}: {done['n_clips']} clips {done['per_folder']}")
+        print(f"build the report on it with: doit data_dir={done['out_dir']}")
+        return None
+
+    fmt = lambda a: ",".join(str(x) for x in a)  # noqa: E731
+    return {
+        "actions": [build],
+        "params": [
+            {"name": "src", "long": "src", "default": "", "help": "RAVDESS folder, zip or URL"},
+            {"name": "out", "long": "out", "default": str(PROJECT_DIR / "data" / "EmotionSpeech"),
+             "help": "where the layout is written (must not exist or be empty)"},
+            {"name": "train", "long": "train", "default": fmt(CONFIG.data.train_actors), "help": "training actors"},
+            {"name": "test", "long": "test", "default": fmt(CONFIG.data.test_actors), "help": "test actors"},
+        ],
+        "uptodate": [False],
+        "verbosity": 2,
+    }

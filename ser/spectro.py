@@ -8,19 +8,29 @@ transformed, and clips are spread over the cores. The result matches librosa's
 """
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
 
+_BASIS_LOCK = threading.Lock()
 
-@lru_cache(maxsize=8)
+
 def mel_basis(sr_hz: int, n_fft: int, n_mels: int, fmin_hz: float = 0.0, fmax_hz: float | None = None):
     """Sparse mel filter bank, librosa's ``filters.mel`` in CSR form.
+
+    Built once per set of arguments, also when several threads ask at once.
 
     Returns
     -------
     scipy.sparse.csr_matrix [shape=(n_mels, 1 + n_fft // 2), dtype=float32]
     """
+    with _BASIS_LOCK:
+        return _mel_basis(sr_hz, n_fft, n_mels, fmin_hz, fmax_hz)
+
+
+@lru_cache(maxsize=8)
+def _mel_basis(sr_hz, n_fft, n_mels, fmin_hz, fmax_hz):
     import warnings
 
     import librosa

@@ -1,0 +1,70 @@
+import shutil
+import zipfile
+
+import pytest
+
+from ser.config import CONFIG
+from ser.dataset import list_clips
+from ser.errors import ConfigError, DataError
+from ser.ravdess import build_layout, parse_actors
+
+EMO = dict(CONFIG.data.ravdess_emotions)
+
+
+@pytest.fixture
+def fake_ravdess(tmp_path, data_dir):
+    """Actor_NN folders made from a few shared clips, renamed as RAVDESS would."""
+    src = next((data_dir / "Train" / "Angry").glob("*.wav"))
+    root = tmp_path / "ravdess"
+    for actor in (1, 2, 5, 9):
+        for emo in ("01", "02", "03", "04", "05"):
+            d = root / f"Actor_{actor:02d}"
+            d.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, d / f"03-01-{emo}-01-01-01-{actor:02d}.wav")
+        shutil.copy(src, d / f"02-01-05-01-01-01-{actor:02d}.wav")  # video-only: ignored
+        shutil.copy(src, d / f"03-02-05-01-01-01-{actor:02d}.wav")  # song: ignored
+    return root
+
+
+def test_folder_of_actors_becomes_the_layout(fake_ravdess, tmp_path):
+    out = tmp_path / "EmotionSpeech"
+    done = build_layout(str(fake_ravdess), out, emotions=EMO, train="1-2", test="5")
+    assert done["n_clips"] == 12  # 3 actors x 4 emotions; neutral, song, video and actor 9 left out
+    clips = list_clips(out)
+    assert sorted({c.actor for c in clips if c.split == "Train"}) == [1, 2]
+    assert sorted({c.actor for c in clips if c.split == "Test"}) == [5]
+    assert {c.class_name for c in clips} == {"Angry", "Calm", "Happy", "Sad"}
+    assert all(c.path.name[6:8] == {"Angry": "05", "Calm": "02", "Happy": "03", "Sad": "04"}[c.class_name]
+               for c in clips)
+
+
+def test_zip_archive_becomes_the_layout(fake_ravdess, tmp_path):
+    z = tmp_path / "Audio_Speech_Actors_01-24.zip"
+    with zipfile.ZipFile(z, "w") as f:
+        for p in fake_ravdess.rglob("*.wav"):
+            f.write(p, p.relative_to(fake_ravdess))
+    done = build_layout(str(z), tmp_path / "out", emotions=EMO, train=(1,), test=(2, 5))
+    assert done["per_folder"]["Test/Sad"] == 2
+
+
+def test_refuses_to_overwrite_and_leaves_nothing_on_error(fake_ravdess, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    with pytest.raises(DataError, match="already exists and is not empty"):
+        build_layout(str(fake_ravdess), out, emotions=EMO, train="1", test="5")
+    assert (out / "mine.txt").read_text() == "keep"
+    with pytest.raises(DataError, match="no clips for Test/"):
+        build_layout(str(fake_ravdess), tmp_path / "o2", emotions=EMO, train="1", test="7")
+    assert not (tmp_path / "o2").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_actor_lists():
+    assert parse_actors("1-4") == (1, 2, 3, 4) and parse_actors("1, 3") == (1, 3)
+    with pytest.raises(ConfigError, match="expected numbers"):
+        parse_actors("one")
+    from ser.ravdess import plan
+
+    with pytest.raises(ConfigError, match="in both"):
+        plan([], EMO, (1, 2), (2, 3))
