@@ -34,7 +34,7 @@ def mel_examples_figure(clips: list[Clip], class_names: list[str], mel_cfg, path
             S = mel_from_config(y, sr, mel_cfg, n_frames=None)
             ax = axes[i, j]
             _, img = plot_mel_db(S, sr_hz=sr, hop_length=hop_samples(sr, mel_cfg.hop_s), ax=ax,
-                                 title=f"{split} / {name}\n{clip.path.name}", mark_frame=mel_cfg.n_frames)
+                                 title=f"{split} / {name}", mark_frame=mel_cfg.n_frames)
             if j:
                 ax.set_ylabel("")
             if i == 0:

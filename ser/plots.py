@@ -41,6 +41,9 @@ def plot_mel_db(S_power: np.ndarray, *, sr_hz: int, hop_length: int, fmax_hz: fl
     S_db = librosa.power_to_db(S_power, ref=np.max, top_db=top_db)
     img = librosa.display.specshow(S_db, sr=sr_hz, hop_length=hop_length, x_axis="time", y_axis="mel",
                                    fmax=fmax_hz or sr_hz / 2, ax=ax, cmap="magma")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(4))
     if mark_frame is not None:
         ax.axvline(mark_frame * hop_length / sr_hz, color="w", ls="--", lw=0.8)
     ax.set_title(title)
