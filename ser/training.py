@@ -85,6 +85,7 @@ def fit(
     x_val=None,
     y_val=None,
     augment: Callable | None = None,
+    mix: Callable | None = None,
     log: Callable[[str], None] | None = None,
     label: str = "",
 ) -> dict:
@@ -103,6 +104,10 @@ def fit(
         Evaluated after every epoch when given.
     augment : callable(x_batch, generator) -> x_batch, optional
         Applied to each training batch (on the CPU, before moving to device).
+    mix : callable(x_batch, y_onehot, generator) -> (x_batch, y_soft), optional
+        Applied after ``augment`` for augmentations that change the targets
+        too (mixup); the loss then uses the soft targets ``y_soft`` [b, classes].
+        Training accuracy is still counted against the batch's own labels.
     log : callable(str), optional
         Progress lines, one per epoch (default: stderr).
 
@@ -130,10 +135,14 @@ def fit(
             xb, yb = x_train[idx], y_train[idx]
             if augment is not None:
                 xb = augment(xb, gen)
-            xb, yb = xb.to(dev), yb.to(dev)
+            target = yb
+            if mix is not None:
+                n_classes = int(y_train.max()) + 1 if len(y_train) else 1
+                xb, target = mix(xb, F.one_hot(yb, n_classes).float(), gen)
+            xb, yb, target = xb.to(dev), yb.to(dev), target.to(dev)
             opt.zero_grad()
             logits = model(xb)
-            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing)
             loss.backward()
             opt.step()
             loss_sum += loss.item() * len(idx)
