@@ -81,11 +81,47 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class Cnn2dConfig:
+    """2D CNN on mel-spectrogram images (section 3.2); see ser/images.py and ser/cnn2d.py.
+
+    Chosen by leave-one-actor-out validation inside the training actors only.
+    """
+
+    # image export (mel as MelConfig, but power=1)
+    n_frames: int | None = 200  # first 200 frames (3 s), one time scale; None: whole clip
+    fix_floor: bool = True  # min-max over X > 0 only (empty mel filters are all zero)
+    dynamic_range: float | None = None  # natural-log units kept below the max; None: all
+    low_at_bottom: bool = True  # lowest mel band is the image's bottom row
+    size_hw: tuple[int, int] = (150, 50)  # network input, (height=mel, width=time)
+    interpolation: str = "area"  # cv2.INTER_AREA for the shrink
+    # network
+    widths: tuple[int, ...] = (8, 16, 32, 32)  # conv channels; 2x2 max-pool between blocks
+    dropout: float = 0.5
+    # training (Adam, cross-entropy)
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-3
+    label_smoothing: float = 0.1
+    max_epochs: int = 60  # validation curves run this long; epochs are picked from them
+    smooth_epochs: int = 5  # moving-average window over the mean validation curve
+    val_seed: int = 0
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    # augmentation settings compared: (name, ((AugmentSpec field, value), ...))
+    augmentations: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
+        ("none", ()),
+        ("image", (("hflip_p", 0.5), ("vflip_p", 0.5), ("rotate_deg", 10.0), ("crop_pad", 4))),
+        ("spectrogram", (("shift_cols", 5), ("time_mask_cols", 6), ("freq_mask_rows", 15),
+                         ("mixup_alpha", 0.4))),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     mel: MelConfig = field(default_factory=MelConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     svm: SvmConfig = field(default_factory=SvmConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    cnn2d: Cnn2dConfig = field(default_factory=Cnn2dConfig)
     seed: int = 0
 
     def section(self, name: str) -> str:
