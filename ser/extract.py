@@ -53,7 +53,7 @@ def map_clips(fn, paths, *, workers: int | None = None, desc: str = ""):
 
 def extract_features(clips: list[Clip], cfg, *, workers: int | None = None) -> dict[str, np.ndarray]:
     """Features of every clip, as the arrays stored in the cache."""
-    rows = map_clips(lambda c: clip_features(c.path, cfg), [c for c in clips], workers=workers,
+    rows = map_clips(lambda c: clip_features(c.path, cfg), clips, workers=workers,
                      desc="spectral features")
     arrays = {f"X_{name}": np.stack([r[name] for r in rows]) for name in rows[0]}
     arrays["key"] = np.array([c.key for c in clips])

@@ -65,6 +65,7 @@ def build_features(data_dir, out_npz, out_json, cfg) -> None:
     """Spectral features of every clip (cache) and the facts the report states."""
     import dataclasses
 
+    from .audio import audio_info
     from .extract import extract_features
 
     say(f"data set: {data_dir}")
@@ -73,8 +74,6 @@ def build_features(data_dir, out_npz, out_json, cfg) -> None:
     arrays = extract_features(clips, cfg)
     seconds = time.perf_counter() - t0
     save_npz(out_npz, **arrays)
-    from .audio import audio_info
-
     rates = sorted({audio_info(c.path).sr_hz for c in clips})
     save_json(out_json, {
         "mel": dataclasses.asdict(cfg.mel),
