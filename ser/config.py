@@ -116,12 +116,49 @@ class Cnn2dConfig:
 
 
 @dataclass(frozen=True)
+class Cnn1dConfig:
+    """1D CNN on the raw waveform (section 3.1); see ser/cnn1d.py.
+
+    ``grid_norm`` x ``grid_shift_s`` are compared by leave-one-actor-out
+    validation inside the training actors; the rest was fixed the same way
+    while the model was designed (never with the Test split).
+    """
+
+    # input: (n_frames + 1) * int(sr * hop_s) samples, as the spec's data set
+    n_frames: int = 200
+    hop_s: float = 0.015
+    sr_hz: int = 16000  # every clip resampled to this rate (files are 48 kHz)
+    # network (WaveCNN, M5-like)
+    n_channels: int = 32
+    first_kernel_ms: float = 5.0  # first (strided) convolution's span
+    first_stride_ms: float = 1.0
+    n_blocks: int = 4  # Conv1d-BatchNorm-ReLU-MaxPool(4) blocks
+    n_hidden: int = 64  # hidden fully connected units
+    dropout: float = 0.5
+    # training (Adam, cross-entropy)
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    gain_db: float = 0.0  # random gain augmentation, +-dB
+    max_epochs: int = 40  # validation curves run this long; epochs are picked from them
+    smooth_epochs: int = 5  # moving-average window over the mean validation curve
+    # candidates compared by validation
+    grid_norm: tuple[str, ...] = ("spec", "clip_std", "train_rms")
+    grid_shift_s: tuple[float, ...] = (0.0, 0.25)  # random time shift, +-seconds
+    val_seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    threads: int = 2  # torch.set_num_threads for the build (the CI machine has 2 cores)
+
+
+@dataclass(frozen=True)
 class Config:
     mel: MelConfig = field(default_factory=MelConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     svm: SvmConfig = field(default_factory=SvmConfig)
     data: DataConfig = field(default_factory=DataConfig)
     cnn2d: Cnn2dConfig = field(default_factory=Cnn2dConfig)
+    cnn1d: Cnn1dConfig = field(default_factory=Cnn1dConfig)
     seed: int = 0
 
     def section(self, name: str) -> str:
