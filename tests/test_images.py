@@ -133,3 +133,15 @@ def test_export_images_tree(tiny_dataset, tmp_path):
     x = load_inputs(recs, size_hw=(32, 10))
     assert x.shape == (16, 1, 32, 10) and x.dtype == np.float32
     assert {r["actor"] for r in recs} == {1, 2, 5, 6}
+
+
+def test_image_grid_figure_has_one_panel_per_split_and_class(tiny_dataset, tmp_path):
+    from ser.plots_images import example_records, plot_image_grid
+
+    mel = dataclasses.replace(CONFIG.mel, n_mels=32, n_fft=256)
+    recs = export_images(tiny_dataset, tmp_path / "img", mel_cfg=mel, n_frames=20)
+    ex = example_records(recs)
+    assert sorted(ex) == [(s, c) for s in ("Test", "Train") for c in ("Angry", "Calm", "Happy", "Sad")]
+    fig = plot_image_grid(recs)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "Train / Angry" and titles[-1] == "Test / Sad" and len(titles) == 8
