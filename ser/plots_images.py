@@ -58,7 +58,7 @@ def plot_image_grid(records: Sequence[dict], *, fig=None, per_class: int = 1, lo
         import matplotlib.pyplot as plt
 
         fig = plt.figure(figsize=(1.7 * len(classes), 1.9 * n_rows))
-    axes = fig.subplots(n_rows, len(classes), squeeze=False)
+    axes = fig.subplots(n_rows, len(classes), squeeze=False, gridspec_kw={"hspace": 0.45})
     for si, split in enumerate(splits):
         for ci, name in enumerate(classes):
             recs = ex.get((split, name), [])
