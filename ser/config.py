@@ -136,19 +136,29 @@ class Cnn1dConfig:
     n_hidden: int = 64  # hidden fully connected units
     dropout: float = 0.5
     # training (Adam, cross-entropy)
-    batch_size: int = 16
+    batch_size: int = 32
     lr: float = 1e-3
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
+    weight_decay: float = 1e-3  # Adam's L2 penalty
+    label_smoothing: float = 0.1
     gain_db: float = 0.0  # random gain augmentation, +-dB
-    max_epochs: int = 40  # validation curves run this long; epochs are picked from them
+    max_epochs: int = 50  # validation curves run this long; epochs are picked from them
     smooth_epochs: int = 5  # moving-average window over the mean validation curve
     # candidates compared by validation
     grid_norm: tuple[str, ...] = ("spec", "clip_std", "train_rms")
     grid_shift_s: tuple[float, ...] = (0.0, 0.25)  # random time shift, +-seconds
     val_seeds: tuple[int, ...] = (0,)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    threads: int = 2  # torch.set_num_threads for the build (the CI machine has 2 cores)
+    threads: int = 2  # torch.set_num_threads for the build (CI has 2 cores); 0: torch's default
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What the report checks the results against."""
+
+    # Mean test accuracy over seeds each network is meant to reach (project targets;
+    # the task itself only asks that the networks are not worse than the SVMs).
+    target_cnn1d: float = 0.65
+    target_cnn2d: float = 0.75
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     cnn2d: Cnn2dConfig = field(default_factory=Cnn2dConfig)
     cnn1d: Cnn1dConfig = field(default_factory=Cnn1dConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     seed: int = 0
 
     def section(self, name: str) -> str:

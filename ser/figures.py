@@ -71,3 +71,53 @@ def confusion_grid_figure(svm: dict, reading: str, path) -> None:
             plot_confusion(t["confusion"], svm["classes"], ax=axes[i, j],
                            title=f"{kind}, {label}: {100 * t['accuracy']:.1f}%")
     save_figure(fig, path)
+
+
+def cnn_curves_figure(val_histories, final_histories, epochs: int, path) -> None:
+    """Learning curves: validation folds (train and validation loss/accuracy per
+    epoch, mean with a ±1 std band, the chosen epoch marked) above the final
+    models' training curves over seeds."""
+    from .curves import plot_learning_curves
+
+    plt = _mpl()
+    fig, axes = plt.subplots(2, 2, figsize=(7.2, 4.6), constrained_layout=True)
+    plot_learning_curves(val_histories, axes=axes[0], mark_epoch=epochs,
+                         title=f"validation folds ({len(val_histories)}):")
+    plot_learning_curves(final_histories, axes=axes[1], title=f"final models ({len(final_histories)} seeds):")
+    save_figure(fig, path)
+
+
+def cnn_confusion_figure(pooled: dict, ensemble: dict, classes, path) -> None:
+    """Test confusion matrices: all seeds' predictions pooled, and the seed ensemble."""
+    plt = _mpl()
+    fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.5), constrained_layout=True)
+    plot_confusion(pooled["confusion"], classes, ax=axes[0],
+                   title=f"single models, seeds pooled: {100 * pooled['accuracy']:.1f}%")
+    plot_confusion(ensemble["confusion"], classes, ax=axes[1],
+                   title=f"seed ensemble: {100 * ensemble['accuracy']:.1f}%")
+    save_figure(fig, path)
+
+
+def augmentation_figure(res: dict, path) -> None:
+    """Per augmentation setting: validation accuracy, and test accuracy of every
+    seed (dots) with the mean ± std (bar and whisker)."""
+    import numpy as np
+
+    plt = _mpl()
+    names = list(res["settings"])
+    fig, ax = plt.subplots(figsize=(5.2, 2.5), constrained_layout=True)
+    x = np.arange(len(names))
+    val = [100 * res["settings"][n]["val_acc"] for n in names]
+    mean = [100 * res["settings"][n]["test_summary"]["mean"] for n in names]
+    std = [100 * res["settings"][n]["test_summary"]["std"] for n in names]
+    ax.bar(x - 0.2, val, 0.38, label="validation (training actors)", color="C1")
+    ax.bar(x + 0.2, mean, 0.38, yerr=std, capsize=3, label="test, mean ± std over seeds", color="C0")
+    for i, n in enumerate(names):
+        accs = res["settings"][n]["test_summary"]["per_seed"]
+        ax.plot(np.full(len(accs), x[i] + 0.2), [100 * a for a in accs], "k.", ms=3)
+    ax.axhline(100 / len(res["classes"]), color="gray", ls=":", lw=0.8, label="chance")
+    ax.set_xticks(x, names)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=6.5, frameon=False, loc="upper right")
+    save_figure(fig, path)

@@ -143,3 +143,92 @@ def build_report(report_dir, results_dir, figures_dir, html_path, pdf_path) -> N
     }
     write_report(report_dir, results_dir, html_path, pdf_path, figures_dir, meta)
     say(f"report: {pdf_path}")
+
+
+def _torch_threads(n: int | None = None) -> None:
+    import os
+
+    import torch
+
+    torch.set_num_threads(n or max(1, min(os.cpu_count() or 1, 8)))
+
+
+def build_images(data_dir, out_root, manifest_json, cfg) -> None:
+    """Item e's images: every clip's power-1 mel spectrogram through spectrogram2image.
+
+    The tree is written beside ``out_root`` and swapped in whole, so images of
+    an earlier data set never mix with the new ones.
+    """
+    import shutil
+    import tempfile
+
+    from .cnn2d import image_choices
+    from .images import export_images
+
+    say(f"data set: {data_dir}")
+    out_root = Path(out_root)
+    out_root.parent.mkdir(parents=True, exist_ok=True)
+    c = cfg.cnn2d
+    tmp = Path(tempfile.mkdtemp(dir=out_root.parent, prefix=f".{out_root.name}."))
+    try:
+        t0 = time.perf_counter()
+        records = export_images(data_dir, tmp, mel_cfg=cfg.mel, n_frames=c.n_frames, fix_floor=c.fix_floor,
+                                dynamic_range=c.dynamic_range, low_at_bottom=c.low_at_bottom, log=say)
+        seconds = time.perf_counter() - t0
+        old = out_root.with_name(out_root.name + ".old")
+        if out_root.exists():
+            os_replace_dir(out_root, old)
+        os_replace_dir(tmp, out_root)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for r in records:
+        r["path"] = str(out_root / Path(r["path"]).relative_to(tmp))
+    save_json(manifest_json, {"root": str(out_root), "choices": image_choices(c), "seconds": seconds,
+                              "records": records})
+
+
+def os_replace_dir(src: Path, dst: Path) -> None:
+    import os
+    import shutil
+
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(src, dst)
+
+
+def build_cnn2d(images_json, models_dir, out_json, cfg) -> None:
+    """Section 3.2: validation inside the training actors, then seeds x augmentation settings."""
+    from .cnn2d import run_cnn2d
+
+    _torch_threads()
+    root = load_json(images_json)["root"]
+    results = run_cnn2d(root, models_dir, cfg=cfg.cnn2d, log=say)
+    save_json(out_json, results)
+
+
+def figure_cnn2d(images_json, cnn2d_json, out: dict, cfg) -> None:
+    """Image grid (item e), learning curves (f), confusion matrices (g), augmentation comparison (h)."""
+    from .figures import cnn_confusion_figure, cnn_curves_figure, augmentation_figure
+    from .plots import _mpl, save_figure
+    from .plots_images import plot_image_grid
+
+    _mpl()
+    manifest, res = load_json(images_json), load_json(cnn2d_json)
+    fig = plot_image_grid(manifest["records"], low_at_bottom=cfg.cnn2d.low_at_bottom)
+    save_figure(fig, out["images"], dpi=200)
+    chosen = res["chosen"]
+    cnn_curves_figure(res["validation"]["candidates"][chosen]["folds"], res["settings"][chosen]["train_histories"],
+                      res["settings"][chosen]["epochs"], out["curves"])
+    s = res["settings"][chosen]
+    cnn_confusion_figure(s["test_pooled"], s["test_ensemble"], res["classes"], out["confusion"])
+    augmentation_figure(res, out["augmentation"])
+
+
+def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, cfg) -> None:
+    """The comparisons the report states in words (ser.summary)."""
+    from .summary import build_summary as _summary
+
+    opt = lambda p: load_json(p) if p is not None and Path(p).is_file() else None  # noqa: E731
+    targets = {"cnn1d": cfg.report.target_cnn1d, "cnn2d": cfg.report.target_cnn2d}
+    save_json(out_json, _summary(load_json(svm_json), opt(cnn1d_json), opt(cnn2d_json), targets))
