@@ -141,6 +141,14 @@ def task_figures():
         "clean": True,
     }
     yield {
+        "name": "cnn1d",
+        "doc": "1D CNN learning curves (item c) and confusion matrices (item d).",
+        "actions": [_run(pipeline.figure_cnn1d, R / "cnn1d.json", CNN1D_FIGS)],
+        "file_dep": [R / "cnn1d.json"] + _mods("figures", "plots", "curves", "pipeline"),
+        "targets": list(CNN1D_FIGS.values()),
+        "clean": True,
+    }
+    yield {
         "name": "cnn2d",
         "doc": "Exported images (item e), learning curves (f), confusion matrices (g), augmentation (h).",
         "actions": [_run(pipeline.figure_cnn2d, R / "images.json", R / "cnn2d.json", CNN2D_FIGS, CONFIG)],
@@ -150,8 +158,22 @@ def task_figures():
     }
 
 
+CNN1D_FIGS = {"curves": F / "cnn1d_curves.svg", "confusion": F / "cnn1d_confusion.svg"}
 CNN2D_FIGS = {"images": F / "cnn2d_images.png", "curves": F / "cnn2d_curves.svg",
               "confusion": F / "cnn2d_confusion.svg", "augmentation": F / "cnn2d_augmentation.svg"}
+
+
+def task_cnn1d():
+    """1D CNN on the raw waveform: choices by leave-one-actor-out validation, then seeds, tested once."""
+    from ser import pipeline
+
+    return {
+        "actions": [_run(pipeline.build_cnn1d, DATA_DIR, MODELS_DIR / "cnn1d", R / "cnn1d.json", CONFIG)],
+        "file_dep": WAVS + _mods("cnn1d", "training", "metrics", "audio", "dataset", "pipeline"),
+        "targets": [R / "cnn1d.json"],
+        "uptodate": [_data_dep(), config_changed(CONFIG.section("cnn1d"))],
+        "clean": True,
+    }
 
 
 def task_images():
@@ -205,7 +227,7 @@ def task_report():
     results = [R / f"{key}.json" for key, _ in sections]
     figures = [F / "mel_examples.png", F / "svm_accuracy.svg"]
     figures += [F / f"svm_confusion_{r}.svg" for r in CONFIG.features.readings]
-    figures += list(CNN2D_FIGS.values())
+    figures += list(CNN1D_FIGS.values()) + list(CNN2D_FIGS.values())
     return {
         "actions": [_run(pipeline.build_report, REPORT_DIR, R, F, BUILD_DIR / "report.html",
                          BUILD_DIR / "report.pdf")],

@@ -14,6 +14,7 @@ import numpy as np
 
 from .audio import audio_info, read_mono
 from .dataset import SPLITS, Clip
+from .metrics import wilson_interval
 
 
 def clip_record(clip: Clip) -> dict:
@@ -65,6 +66,10 @@ def summarise(records: list[dict], class_names: list[str], data_dir: str, hop_s:
                            & {r["actor"] for r in test if r["actor"] is not None})
     test_hashes = {r["audio_sha256"]: r["key"] for r in test}
     dup_pairs = [[r["key"], test_hashes[r["audio_sha256"]]] for r in train if r["audio_sha256"] in test_hashes]
+    # Width of a 95% interval on the test split, for an accuracy of 50%: how
+    # far apart two models must be before the test split can tell them apart.
+    lo, hi = wilson_interval(len(test) // 2, len(test))
+    card["test_ci95_halfwidth_at_50"] = (hi - lo) / 2
     card["leakage"] = {
         "shared_actors": shared_actors,
         "duplicate_audio": dup_pairs,

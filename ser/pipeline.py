@@ -232,3 +232,20 @@ def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, cfg) -> None:
     opt = lambda p: load_json(p) if p is not None and Path(p).is_file() else None  # noqa: E731
     targets = {"cnn1d": cfg.report.target_cnn1d, "cnn2d": cfg.report.target_cnn2d}
     save_json(out_json, _summary(load_json(svm_json), opt(cnn1d_json), opt(cnn2d_json), targets))
+
+
+def build_cnn1d(data_dir, models_dir, out_json, cfg) -> None:
+    """Section 3.1: validation inside the training actors, then seeds, tested once."""
+    from .cnn1d import run_cnn1d
+
+    say(f"data set: {data_dir}")
+    run_cnn1d(list_clips(data_dir), cfg.cnn1d, out_dir=models_dir, results_path=out_json, log=say)
+
+
+def figure_cnn1d(cnn1d_json, out: dict) -> None:
+    """Learning curves (item c) and confusion matrices (item d) of the 1D CNN."""
+    from .figures import cnn_confusion_figure, cnn_curves_figure
+
+    res = load_json(cnn1d_json)
+    cnn_curves_figure(res["curves"]["validation"], res["curves"]["final"], res["training"]["epochs"], out["curves"])
+    cnn_confusion_figure(res["test"]["pooled"], res["test"]["ensemble"], res["classes"], out["confusion"])

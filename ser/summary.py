@@ -80,9 +80,15 @@ def cnn2d_headline(cnn2d: dict) -> dict:
     return {"summary": s["test_summary"], "ensemble": s["test_ensemble"]}
 
 
+def cnn1d_headline(cnn1d: dict) -> dict:
+    return {"summary": cnn1d["test"]["summary"], "ensemble": cnn1d["test"]["ensemble"]}
+
+
 def build_summary(svm: dict, cnn1d: dict | None, cnn2d: dict | None, targets: dict) -> dict:
     base = svm_baseline(svm)
     out = {"svm": base}
+    if cnn1d is not None:
+        out["cnn1d"] = compare(cnn1d_headline(cnn1d), base, targets["cnn1d"])
     if cnn2d is not None:
         out["cnn2d"] = compare(cnn2d_headline(cnn2d), base, targets["cnn2d"])
         out["augmentation"] = augmentation_verdict(cnn2d)
