@@ -397,9 +397,26 @@ def run_cnn1d(clips, cfg, *, seeds: Sequence[int] | None = None, out_dir,
 
     Returns
     -------
-    dict, JSON-serialisable: see the keys documented in the module's results
-    (``input``, ``architecture``, ``training``, ``validation``, ``final``,
-    ``test``, ``curves``, ``files``, ``seconds``).
+    dict, JSON-serialisable (also written to ``results_path``):
+
+    ``classes``       class names, label order (alphabetical folders)
+    ``protocol``      one sentence on how the numbers were obtained
+    ``input``         sample rate, frames, samples per clip, chosen normalisation
+                      (and the ``train_rms`` scale fitted on all training clips)
+    ``architecture``  network keyword arguments, parameter count, ``str(model)``
+    ``training``      optimiser settings, chosen epochs and augmentation
+    ``validation``    folds, rule, every candidate (its params, smoothed score,
+                      best epoch, mean val curves, per-fold rows and the fold
+                      histories), the chosen one and its epoch count
+    ``test``          ``per_seed`` (seed, test loss, :func:`ser.metrics.scores`,
+                      checkpoint, train history), ``summary``
+                      (:func:`ser.metrics.seed_summary` of the accuracies),
+                      ``pooled`` (scores over all seeds' predictions together),
+                      ``ensemble`` (scores of the seeds' averaged probabilities)
+    ``curves``        ``validation``: train+val histories of the chosen
+                      candidate's folds; ``final``: train histories per seed
+    ``files``         the results JSON and the checkpoints
+    ``seconds``       wall time of loading, validation, final training, test, total
     """
     from .dataset import split_clips
     from .metrics import scores, seed_summary
@@ -449,6 +466,8 @@ def run_cnn1d(clips, cfg, *, seeds: Sequence[int] | None = None, out_dir,
                     n_classes=n_classes, x_val=x_train[va], y_val=y_train[va],
                     log=lambda s: None, label=f"val {cand} actor {actor}")
                 h["fold_actor"], h["seed"] = int(actor), int(vs)
+                log(f"cnn1d val {cand} actor {actor} seed {vs}: val acc last "
+                    f"{h['val_acc'][-1]:.3f}, best {max(h['val_acc']):.3f} ({h['seconds']:.0f} s)")
                 hists.append(h)
                 fold_rows.append({"actor": int(actor), "seed": int(vs),
                                   "final_val_acc": h["val_acc"][-1], "best_val_acc": max(h["val_acc"])})
