@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from doit import get_var
 from doit.exceptions import TaskFailed

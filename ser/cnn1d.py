@@ -17,7 +17,6 @@ The Test split is read only by :func:`run_cnn1d`, after every choice is made.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from math import gcd
@@ -27,7 +26,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .audio import fix_length, hop_samples, read_mono
+from .curves import moving_average
 from .errors import ConfigError, DataError
+from .io import save_json, save_state_dict
 
 NORMALISATIONS = ("spec", "clip_std", "train_rms")
 
@@ -315,30 +316,6 @@ if torch is not None:
 
 # ------------------------------------------------------------------ protocol
 
-def _write_json(path: Path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-
-
-def _save_state(model, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
-
-
-def smoothed(values: Sequence[float], width: int) -> np.ndarray:
-    """Centred moving average (window shrinks at the ends), same length as ``values``."""
-    v = np.asarray(values, float)
-    h = max(0, int(width) // 2)
-    return np.array([v[max(0, i - h): i + h + 1].mean() for i in range(len(v))])
-
-
 def candidates(cfg) -> list[dict]:
     """The settings compared in the validation stage: ``grid_norm`` x ``grid_shift_s``."""
     return [{"norm": n, "shift_s": float(s)} for n in cfg.grid_norm for s in cfg.grid_shift_s]
@@ -473,7 +450,7 @@ def run_cnn1d(clips, cfg, *, seeds: Sequence[int] | None = None, out_dir,
                                   "final_val_acc": h["val_acc"][-1], "best_val_acc": max(h["val_acc"])})
         mean_acc = np.mean([h["val_acc"] for h in hists], axis=0)
         mean_loss = np.mean([h["val_loss"] for h in hists], axis=0)
-        sm = smoothed(mean_acc, cfg.smooth_epochs)
+        sm = moving_average(mean_acc, cfg.smooth_epochs)
         best = int(np.argmax(sm))
         row = {
             "params": cand,
@@ -505,7 +482,7 @@ def run_cnn1d(clips, cfg, *, seeds: Sequence[int] | None = None, out_dir,
         model, h, scale = _train_one(cfg, cand_final, x_train, y_train, seed=seed, epochs=epochs,
                                      n_classes=n_classes, log=log, label=f"cnn1d seed {seed}")
         ckpt = out_dir / f"cnn1d_seed{seed}.pt"
-        _save_state(model, ckpt)
+        save_state_dict(model, ckpt)
         finals.append((seed, model, h, scale, ckpt))
     seconds["final_training"] = time.perf_counter() - t0
 
@@ -571,7 +548,7 @@ def run_cnn1d(clips, cfg, *, seeds: Sequence[int] | None = None, out_dir,
                   "checkpoints": [str(f[4]) for f in finals]},
         "seconds": seconds,
     }
-    _write_json(results_path, results)
+    save_json(results_path, results)
     return results
 
 

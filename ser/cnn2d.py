@@ -23,7 +23,9 @@ from typing import Callable
 
 import numpy as np
 
+from .curves import moving_average
 from .errors import DataError
+from .io import save_state_dict
 
 _RAVDESS_STEM = re.compile(r"^\d\d-\d\d-\d\d-\d\d-\d\d-\d\d-(\d\d)$")
 
@@ -150,15 +152,6 @@ def train_one(x, y, cfg, *, spec, epochs: int, seed: int, n_classes: int,
     return model, hist
 
 
-def smooth(curve, window: int) -> np.ndarray:
-    """Centred moving average (shorter windows at the ends)."""
-    c = np.asarray(curve, float)
-    if window <= 1:
-        return c
-    h = window // 2
-    return np.array([c[max(0, i - h): i + h + 1].mean() for i in range(len(c))])
-
-
 # ------------------------------------------------------------ protocol
 def validate(x, y, actors, cfg, *, spec, log=None) -> dict:
     """Leave-one-actor-out over ``actors`` for one augmentation setting.
@@ -182,7 +175,7 @@ def validate(x, y, actors, cfg, *, spec, log=None) -> dict:
     w = np.array([f["n_val"] for f in folds], float)
     mean_acc = np.average([f["val_acc"] for f in folds], axis=0, weights=w)
     mean_loss = np.average([f["val_loss"] for f in folds], axis=0, weights=w)
-    sm = smooth(mean_acc, cfg.smooth_epochs)
+    sm = moving_average(mean_acc, cfg.smooth_epochs)
     best = int(np.argmax(sm))
     return {
         "folds": folds,
@@ -196,15 +189,6 @@ def validate(x, y, actors, cfg, *, spec, log=None) -> dict:
         "val_acc_last": float(mean_acc[-1]),
         "seconds": float(sum(f["seconds"] for f in folds)),
     }
-
-
-def _save_state(model, path: Path) -> None:
-    import torch
-
-    from .io import atomic_path
-
-    with atomic_path(path) as tmp:
-        torch.save(model.state_dict(), tmp)
 
 
 def run_cnn2d(
@@ -277,7 +261,7 @@ def run_cnn2d(
             model, hist = train_one(x_tr, y_tr, cfg, spec=spec, epochs=validation[name]["epochs"], seed=s,
                                     n_classes=n_classes, log=log, label=f"cnn2d {name} seed {s}")
             path = out_dir / f"cnn2d_{name}_seed{s}.pt"
-            _save_state(model, path)
+            save_state_dict(model, path)
             models[name].append(model)
             train_hist[name].append({"seed": s, "checkpoint": str(path), **hist})
     t_final_train = time.perf_counter() - t1

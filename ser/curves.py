@@ -13,6 +13,14 @@ import numpy as np
 METRICS = ("loss", "acc")
 
 
+def moving_average(values: Sequence[float], width: int) -> np.ndarray:
+    """Centred moving average over ``width`` epochs (the window shrinks at the
+    ends), the same length as ``values``."""
+    v = np.asarray(values, float)
+    h = max(0, int(width) // 2)
+    return np.array([v[max(0, i - h): i + h + 1].mean() for i in range(len(v))])
+
+
 def curve_stats(histories: Sequence[dict], key: str) -> dict | None:
     """Mean, standard deviation, min and max per epoch of ``key`` over runs.
 

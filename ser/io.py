@@ -50,3 +50,11 @@ def save_npz(path, **arrays) -> None:
 def load_npz(path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def save_state_dict(model, path) -> None:
+    """``torch.save(model.state_dict())``, atomically (load with ``weights_only=True``)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)

@@ -192,9 +192,11 @@ def test_state_dict_round_trip_weights_only(tmp_path):
         assert torch.equal(net(x), again(x))
 
 
-def test_smoothed_moving_average():
-    np.testing.assert_allclose(cnn1d.smoothed([0, 0, 3, 0, 0], 3), [0, 1, 1, 1, 0])
-    np.testing.assert_allclose(cnn1d.smoothed([1, 2, 3], 1), [1, 2, 3])
+def test_moving_average_is_centred():
+    from ser.curves import moving_average
+
+    np.testing.assert_allclose(moving_average([0, 0, 3, 0, 0], 3), [0, 1, 1, 1, 0])
+    np.testing.assert_allclose(moving_average([1, 2, 3], 1), [1, 2, 3])
 
 
 def test_run_cnn1d_end_to_end(tiny_dataset, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ser import augment as A  # noqa: E402
-from ser.cnn2d import build_model, image_records, load_checkpoint, run_cnn2d, smooth, train_one  # noqa: E402
+from ser.cnn2d import build_model, image_records, load_checkpoint, run_cnn2d, train_one  # noqa: E402
 from ser.config import CONFIG  # noqa: E402
 
 
@@ -93,10 +93,6 @@ def test_model_shapes_and_dropout():
     m = build_model(4, widths=(4, 8), dropout=0.5)
     assert m(torch.zeros(3, 1, 150, 50)).shape == (3, 4)
     assert any(isinstance(l, torch.nn.Dropout) for l in m.modules())
-
-
-def test_smooth():
-    np.testing.assert_allclose(smooth([0, 3, 0, 3], 3), [1.5, 1, 2, 1.5])
 
 
 def _toy(n=32, seed=0):
