@@ -182,8 +182,10 @@ def test_same_seed_same_weights_and_losses():
 def test_state_dict_round_trip_weights_only(tmp_path):
     net, _ = _train(0, epochs=1)
     path = tmp_path / "m.pt"
-    cnn1d._save_state(net, path)
-    assert not (tmp_path / "m.pt.tmp").exists()
+    from ser.io import save_state_dict
+
+    save_state_dict(net, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary left behind
     cfg = dataclasses.replace(Cnn1dConfig(), sr_hz=8000, n_channels=8, n_hidden=16, dropout=0.1)
     again = cnn1d.load_model(path, cfg)
     x, _ = _toy(n_per_class=1)
