@@ -57,7 +57,7 @@ def make_env(report_dir: str | Path):
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     env = Environment(loader=FileSystemLoader(str(report_dir)), undefined=StrictUndefined,
-                      autoescape=True, trim_blocks=True, lstrip_blocks=True)
+                      autoescape=True, lstrip_blocks=True)
     env.filters.update(pct=pct, pct_interval=pct_interval, num=num, seconds=seconds)
     return env
 
