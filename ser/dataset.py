@@ -69,7 +69,7 @@ def find_data_dir(explicit: str | os.PathLike | None = None) -> Path:
         if c.is_dir():
             return c.resolve()
     tried = ", ".join(str(c) for c in candidates)
-    raise DataError(f"no data set found (looked in: {tried}); pass data=PATH to doit or set SER_DATA")
+    raise DataError(f"no data set found (looked in: {tried}); pass data_dir=PATH to doit or set SER_DATA")
 
 
 def class_names(root: Path) -> list[str]:
