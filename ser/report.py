@@ -110,6 +110,9 @@ def write_report(report_dir, results_dir, html_path, pdf_path, figures_dir, meta
     text = render_html(report_dir, results_dir, figures_rel, meta)
     check_images(text, html_path.parent)
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    # Font subsets carry a "modified" time; a fixed one makes equal inputs give
+    # byte-identical PDFs (fontTools reads SOURCE_DATE_EPOCH).
+    os.environ.setdefault("SOURCE_DATE_EPOCH", "946684800")
     css = CSS(filename=str(Path(report_dir) / "print.css"))
     with atomic_path(pdf_path) as tmp:
         HTML(string=text, base_url=str(html_path.parent) + "/").write_pdf(str(tmp), stylesheets=[css])

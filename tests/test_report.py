@@ -57,3 +57,18 @@ def test_filters():
     assert pct_interval((0.4, 0.6)) == "40.0–60.0%"
     with pytest.raises(SerError):
         pct(float("nan"))
+
+
+def test_same_inputs_give_the_same_pdf_bytes(mini_report, tmp_path):
+    from ser.report import write_report
+
+    rep, res = mini_report
+    (rep / "print.css").write_text("body { font-family: 'DejaVu Sans'; }")
+    import time
+
+    out = []
+    for i in range(2):
+        time.sleep(1.1 * i)  # a timestamp in the PDF would now differ
+        write_report(rep, res, tmp_path / f"r{i}.html", tmp_path / f"r{i}.pdf", tmp_path, {})
+        out.append((tmp_path / f"r{i}.pdf").read_bytes())
+    assert out[0][:5] == b"%PDF-" and out[0] == out[1]
