@@ -27,6 +27,7 @@ import numpy as np
 
 from .audio import fix_length, hop_samples, read_mono
 from .curves import moving_average
+from .dataset import folder_clips
 from .errors import ConfigError, DataError
 from .io import save_json, save_state_dict
 
@@ -217,29 +218,6 @@ def make_augment(*, max_shift: int = 0, gain_db: float = 0.0) -> Callable | None
 
 # ------------------------------------------------------------------ data set
 
-def _split_dir_clips(split_dir: Path, classes: Sequence[str] | None):
-    """(paths, labels, classes) of ``<split_dir>/<Class>/*.wav``, classes alphabetical."""
-    split_dir = Path(split_dir)
-    if not split_dir.is_dir():
-        raise DataError(f"{split_dir}: no such folder (expected <split>/<Class>/*.wav)")
-    found = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    classes = list(classes) if classes is not None else found
-    if not classes:
-        raise DataError(f"{split_dir}: holds no class folders")
-    paths, labels = [], []
-    for label, name in enumerate(classes):
-        class_dir = split_dir / name
-        if not class_dir.is_dir():
-            raise DataError(f"{class_dir}: missing class folder (classes {classes})")
-        files = sorted(p for p in class_dir.iterdir()
-                       if p.is_file() and p.suffix.lower() == ".wav" and not p.name.startswith("."))
-        if not files:
-            raise DataError(f"{class_dir}: class '{name}' has no .wav clips")
-        paths += files
-        labels += [label] * len(files)
-    return paths, labels, classes
-
-
 if torch is not None:
 
     class EmotionSpeechDataset(torch.utils.data.Dataset):
@@ -282,16 +260,16 @@ if torch is not None:
                      sr_hz: int | None = None, norm: str = "clip_std",
                      scale: float | None = None, classes: Sequence[str] | None = None):
             if isinstance(source, (str, os.PathLike)):
-                paths, labels, classes = _split_dir_clips(Path(source), classes)
+                clips = folder_clips(source, classes)
             else:
                 clips = list(source)
-                if not clips:
-                    raise DataError("EmotionSpeechDataset: no clips given")
-                paths = [c.path for c in clips]
-                labels = [c.label for c in clips]
-                if classes is None:
-                    names = {c.label: c.class_name for c in clips}
-                    classes = [names.get(i, str(i)) for i in range(max(names) + 1)]
+            if not clips:
+                raise DataError("EmotionSpeechDataset: no clips given")
+            paths = [c.path for c in clips]
+            labels = [c.label for c in clips]
+            if classes is None:
+                names = {c.label: c.class_name for c in clips}
+                classes = [names.get(i, str(i)) for i in range(max(names) + 1)]
             self.paths = [Path(p) for p in paths]
             self.classes = list(classes)
             self.n_frames, self.hop_s, self.norm = n_frames, hop_s, norm

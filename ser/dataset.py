@@ -83,36 +83,46 @@ def class_names(root: Path) -> list[str]:
     return names
 
 
+def folder_clips(split_dir: str | os.PathLike, class_names: list[str] | None = None) -> list[Clip]:
+    """The clips of one split folder ``<split_dir>/<Class>/*.wav``.
+
+    ``class_names`` fixes the classes and their order (default: the folder's
+    class folders, alphabetical). Stray files are skipped with a warning; a
+    missing split or class folder, or a class without clips, is an error.
+    """
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir}: missing split folder")
+    found = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = found if class_names is None else list(class_names)
+    if not names:
+        raise DataError(f"{split_dir}: holds no class folders")
+    if found != names:
+        raise DataError(f"{split_dir}: class folders {found} differ from {names}")
+    clips = []
+    for label, name in enumerate(names):
+        class_dir = split_dir / name
+        files = []
+        for p in sorted(class_dir.iterdir()):
+            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."):
+                files.append(p)
+            else:
+                warnings.warn(f"{p}: skipped (not a .wav file)", stacklevel=3)
+        if not files:
+            raise DataError(f"{class_dir}: class '{name}' has no .wav clips")
+        clips.extend(Clip(p, split_dir.name, label, name) for p in files)
+    return clips
+
+
 def list_clips(root: str | os.PathLike) -> list[Clip]:
     """Every clip of both splits, sorted by split, class, then file name.
 
-    Stray files (``.DS_Store``, text files) are skipped with a warning. A
-    missing split or class folder, or a class without clips, is an error.
+    The classes are Train's class folders in alphabetical order; Test must
+    have the same ones (see :func:`folder_clips` for the other checks).
     """
     root = Path(root)
     names = class_names(root)
-    clips: list[Clip] = []
-    for split in SPLITS:
-        split_dir = root / split
-        if not split_dir.is_dir():
-            raise DataError(f"{split_dir}: missing split folder")
-        found = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if found != names:
-            raise DataError(
-                f"{split_dir}: class folders {found} differ from Train's {names}"
-            )
-        for label, name in enumerate(names):
-            class_dir = split_dir / name
-            files = []
-            for p in sorted(class_dir.iterdir()):
-                if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."):
-                    files.append(p)
-                else:
-                    warnings.warn(f"{p}: skipped (not a .wav file)", stacklevel=2)
-            if not files:
-                raise DataError(f"{class_dir}: class '{name}' has no .wav clips")
-            clips.extend(Clip(p, split, label, name) for p in files)
-    return clips
+    return [c for split in SPLITS for c in folder_clips(root / split, names)]
 
 
 def split_clips(clips: list[Clip], split: str) -> list[Clip]:
