@@ -118,19 +118,16 @@ def spectrogram2image(X: np.ndarray, filename: str | os.PathLike, **kwargs) -> n
 
 
 def write_png(filename: str | os.PathLike, img: np.ndarray) -> None:
-    """``cv2.imwrite`` to a temporary file, then ``os.replace`` onto ``filename``."""
+    """``cv2.imwrite``, atomically (:func:`ser.io.atomic_path`; the temporary
+    name keeps the ``.png`` ending OpenCV picks the format by)."""
     import cv2
 
+    from .io import atomic_path
+
     path = Path(filename)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         if not cv2.imwrite(str(tmp), img):
             raise DataError(f"{path}: OpenCV could not write the image")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def read_png(filename: str | os.PathLike) -> np.ndarray:

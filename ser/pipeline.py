@@ -159,6 +159,7 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
     The tree is written beside ``out_root`` and swapped in whole, so images of
     an earlier data set never mix with the new ones.
     """
+    import os
     import shutil
     import tempfile
 
@@ -176,9 +177,10 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
                                 dynamic_range=c.dynamic_range, low_at_bottom=c.low_at_bottom, log=say)
         seconds = time.perf_counter() - t0
         old = out_root.with_name(out_root.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
         if out_root.exists():
-            os_replace_dir(out_root, old)
-        os_replace_dir(tmp, out_root)
+            os.replace(out_root, old)
+        os.replace(tmp, out_root)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -186,15 +188,6 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
         r["path"] = str(out_root / Path(r["path"]).relative_to(tmp))
     save_json(manifest_json, {"root": str(out_root), "choices": image_choices(c), "seconds": seconds,
                               "records": records})
-
-
-def os_replace_dir(src: Path, dst: Path) -> None:
-    import os
-    import shutil
-
-    if dst.exists():
-        shutil.rmtree(dst)
-    os.replace(src, dst)
 
 
 def build_cnn2d(images_json, models_dir, out_json, cfg) -> None:
