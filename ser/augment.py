@@ -1,12 +1,14 @@
-"""Batch augmentations for spectrogram images, in torch (no torchvision).
+"""Batch augmentations for both networks, in torch (no torchvision).
 
-Every function takes a batch ``x`` [shape=(batch, 1, n_freq, n_time)] of
-network inputs (``image_to_input``'s [-1, 1] scale; row 0 the top of the
-image) and a ``torch.Generator``, and returns a new batch of the same shape;
-the input is never modified. :func:`make_augment` builds the
-``augment(x, generator)`` callback that :func:`ser.training.fit` takes.
+Every function takes a batch ``x`` and a ``torch.Generator`` and returns a new
+batch of the same shape; the input is never modified. Image functions take
+[shape=(batch, 1, n_freq, n_time)] network inputs (``image_to_input``'s
+[-1, 1] scale; row 0 the top of the image); waveform functions take
+[shape=(batch, 1, n_samples)]. :func:`make_augment` builds the
+``augment(x, generator)`` callback that :func:`ser.training.fit` takes from an
+:class:`AugmentSpec`, for either network.
 
-Two families:
+Three families:
 
 * image-style (torchvision's RandomHorizontalFlip, RandomVerticalFlip,
   RandomRotation, RandomCrop with padding): a horizontal flip plays the clip
@@ -16,6 +18,8 @@ Two families:
   frequency masking (SpecAugment, masked with the image's mean), an additive
   offset (a change of the log scale's zero point), and mixing two clips of the
   batch (``mixup``; needs the labels, see :func:`mixup`).
+* waveform: a time shift that fills the gap with zeros (nothing wraps
+  around), and a random gain in dB.
 """
 from __future__ import annotations
 
@@ -152,6 +156,28 @@ def offset(x, gen, max_offset: float = 0.1):
     return x + _uniform(len(x), gen, -max_offset, max_offset).view(-1, 1, 1, 1)
 
 
+def wave_shift(x, gen, max_samples: int):
+    """Shift each waveform by a uniform integer in [-max_samples, max_samples]
+    samples; zeros fill the gap, nothing wraps around."""
+    import torch
+
+    n, length = x.shape[0], x.shape[-1]
+    shifts = _randint(n, gen, -max_samples, max_samples).tolist()
+    out = torch.zeros_like(x)
+    for i, s in enumerate(shifts):
+        if s >= 0:
+            out[i, ..., s:] = x[i, ..., : length - s]
+        else:
+            out[i, ..., : length + s] = x[i, ..., -s:]
+    return out
+
+
+def gain(x, gen, max_db: float):
+    """Multiply each example by a uniform gain in [-max_db, max_db] dB."""
+    g = _uniform(len(x), gen, -max_db, max_db)
+    return x * (10.0 ** (g / 20.0)).view(len(x), *([1] * (x.dim() - 1)))
+
+
 def mixup(x, y_onehot, gen, alpha: float = 0.2):
     """Mix each example with another of the batch: ``lam*x + (1-lam)*x[perm]``,
     the targets alike, ``lam ~ Beta(alpha, alpha)`` per example (kept >= 0.5
@@ -167,7 +193,7 @@ def mixup(x, y_onehot, gen, alpha: float = 0.2):
     lam = _beta(n, alpha, gen)
     lam = torch.maximum(lam, 1 - lam)
     perm = torch.randperm(n, generator=gen)
-    lx = lam.view(-1, 1, 1, 1)
+    lx = lam.view(-1, *([1] * (x.dim() - 1)))
     ly = lam.view(-1, 1)
     return lx * x + (1 - lx) * x[perm], ly * y_onehot + (1 - ly) * y_onehot[perm]
 
@@ -204,6 +230,8 @@ class AugmentSpec:
     n_masks: int = 1
     offset: float = 0.0
     mixup_alpha: float = 0.0
+    shift_samples: int = 0  # waveform: zero-filled shift, +-samples
+    gain_db: float = 0.0  # waveform (or any input): random gain, +-dB
 
 
 def make_augment(spec: AugmentSpec):
@@ -227,6 +255,10 @@ def make_augment(spec: AugmentSpec):
         steps.append(lambda x, g: freq_mask(x, g, spec.freq_mask_rows, spec.n_masks))
     if spec.offset > 0:
         steps.append(lambda x, g: offset(x, g, spec.offset))
+    if spec.shift_samples > 0:
+        steps.append(lambda x, g: wave_shift(x, g, spec.shift_samples))
+    if spec.gain_db > 0:
+        steps.append(lambda x, g: gain(x, g, spec.gain_db))
     if spec.mixup_alpha < 0:
         raise ConfigError(f"mixup_alpha must be >= 0, got {spec.mixup_alpha}")
     if not steps:
@@ -238,3 +270,11 @@ def make_augment(spec: AugmentSpec):
         return x
 
     return augment
+
+
+def make_mix(spec: AugmentSpec):
+    """The ``mix(x, y_onehot, generator)`` callback of :func:`ser.training.fit`
+    for ``spec.mixup_alpha`` > 0, else None."""
+    if spec.mixup_alpha <= 0:
+        return None
+    return lambda x, y_onehot, gen: mixup(x, y_onehot, gen, spec.mixup_alpha)

@@ -1,4 +1,7 @@
-"""The EmotionSpeech layout: ``<root>/{Train,Test}/<Class>/*.wav``.
+"""The EmotionSpeech layout: ``<root>/{Train,Test[,Confirm]}/<Class>/*.wav``.
+
+``Confirm`` is optional: a confirmation split of actors nobody designed
+against, scored once by the final models (never used for a choice).
 
 Classes are the class folders in alphabetical order, everywhere: labels,
 matrices and plots. RAVDESS file names (``03-01-EE-II-SS-RR-AA.wav``) give the
@@ -16,9 +19,17 @@ from pathlib import Path
 
 from .errors import DataError
 
-SPLITS = ("Train", "Test")
+SPLITS = ("Train", "Test")  # every data set has these
+OPTIONAL_SPLITS = ("Confirm",)  # read when present
+EVAL_SPLITS = ("Test", "Confirm")  # scored once by the final models, never used for a choice
 AUDIO_SUFFIXES = (".wav",)
 RAVDESS_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav$", re.IGNORECASE)
+
+
+def ravdess_actor(name: str) -> int | None:
+    """The actor of a RAVDESS file name or stem (``03-01-EE-II-SS-RR-AA[.wav|.png]``), or None."""
+    m = RAVDESS_NAME.match(Path(name).stem + ".wav")
+    return int(m.group(7)) if m else None
 
 
 @dataclass(frozen=True)
@@ -33,8 +44,7 @@ class Clip:
     @property
     def actor(self) -> int | None:
         """RAVDESS actor number, or None when the name is not RAVDESS."""
-        m = RAVDESS_NAME.match(self.path.name)
-        return int(m.group(7)) if m else None
+        return ravdess_actor(self.path.name) if self.path.suffix.lower() == ".wav" else None
 
     @property
     def key(self) -> str:
@@ -114,19 +124,73 @@ def folder_clips(split_dir: str | os.PathLike, class_names: list[str] | None = N
     return clips
 
 
-def list_clips(root: str | os.PathLike) -> list[Clip]:
-    """Every clip of both splits, sorted by split, class, then file name.
+def present_splits(root: str | os.PathLike) -> tuple[str, ...]:
+    """Train, Test, and each optional split (Confirm) whose folder exists."""
+    return SPLITS + tuple(s for s in OPTIONAL_SPLITS if (Path(root) / s).is_dir())
 
-    The classes are Train's class folders in alphabetical order; Test must
-    have the same ones (see :func:`folder_clips` for the other checks).
+
+def list_clips(root: str | os.PathLike) -> list[Clip]:
+    """Every clip of every split present, sorted by split (Train, Test,
+    Confirm), class, then file name.
+
+    The classes are Train's class folders in alphabetical order; every other
+    split must have the same ones (see :func:`folder_clips` for the other checks).
     """
     root = Path(root)
     names = class_names(root)
-    return [c for split in SPLITS for c in folder_clips(root / split, names)]
+    return [c for split in present_splits(root) for c in folder_clips(root / split, names)]
+
+
+def eval_splits_of(clips: list[Clip]) -> tuple[str, ...]:
+    """The evaluation splits among ``clips`` (Test, and Confirm when present)."""
+    have = {c.split for c in clips}
+    return tuple(s for s in EVAL_SPLITS if s in have)
 
 
 def split_clips(clips: list[Clip], split: str) -> list[Clip]:
     return [c for c in clips if c.split == split]
+
+
+def training_actors(train) -> "np.ndarray":
+    """The actor of every training clip (a :class:`Clip` or an image record),
+    for actor-disjoint validation folds; an error when a name is not RAVDESS."""
+    import numpy as np
+
+    actors = [c["actor"] if isinstance(c, dict) else c.actor for c in train]
+    if not actors:
+        raise DataError("no training clips")
+    missing = [c["path"] if isinstance(c, dict) else c.path for c, a in zip(train, actors) if a is None]
+    if missing:
+        raise DataError(f"{missing[0]}: training clips need RAVDESS names (03-01-EE-II-SS-RR-AA); "
+                        "the actor sets the validation folds")
+    return np.array(actors)
+
+
+def image_records(image_root: str | os.PathLike, split: str, *, classes: list[str] | None = None) -> list[dict]:
+    """The images of one split of an image tree ``<root>/<split>/<Class>/*.png``.
+
+    Classes are ``classes`` or the folders of ``<root>/Train`` in alphabetical
+    order; the actor comes from the RAVDESS name. Returns records (``key``,
+    ``split``, ``class_name``, ``label``, ``actor``, ``path``) sorted by class
+    then file name.
+    """
+    root = Path(image_root)
+    if classes is None:
+        train = root / "Train"
+        if not train.is_dir():
+            raise DataError(f"{train}: missing (expected an image tree <root>/Train/<Class>/*.png)")
+        classes = sorted(p.name for p in train.iterdir() if p.is_dir() and not p.name.startswith("."))
+    out = []
+    for label, name in enumerate(classes):
+        d = root / split / name
+        if not d.is_dir():
+            raise DataError(f"{d}: missing class folder")
+        files = sorted(p for p in d.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
+        if not files:
+            raise DataError(f"{d}: holds no .png images")
+        out += [{"key": f"{split}/{name}/{p.stem}.wav", "split": split, "class_name": name, "label": label,
+                 "actor": ravdess_actor(p.name), "path": str(p)} for p in files]
+    return out
 
 
 def content_hash(path: Path) -> str:

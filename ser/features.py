@@ -101,3 +101,42 @@ def stack_frames(M: np.ndarray) -> np.ndarray:
     ``[[a1, a2], [b1, b2]] -> [a1, b1, a2, b2]``: np.ndarray [shape=(n_bands * n_frames,)]
     """
     return np.asarray(M).T.reshape(-1)
+
+
+def feature_facts(cfg, sr_hz: int) -> dict:
+    """What the mel basis and the bands look like at one sample rate.
+
+    With the spec's n_mels = 3401 and n_fft = 16384 at 48 kHz, the mel
+    filters are narrower than one FFT bin below about 1.1 kHz, and about 160
+    of them catch no bin at all: their rows of the basis, and so of every mel
+    spectrogram, are exactly zero. ``n_empty_filters`` and ``empty_below_hz``
+    count them at ``sr_hz``.
+    """
+    from .audio import hop_samples
+    from .spectro import mel_basis, mel_centres_hz
+
+    basis = mel_basis(sr_hz, cfg.mel.n_fft, cfg.mel.n_mels, cfg.mel.fmin_hz, cfg.mel.fmax_hz)
+    centres = mel_centres_hz(sr_hz, cfg.mel.n_mels, cfg.mel.fmin_hz, cfg.mel.fmax_hz)
+    row_sums = np.asarray(basis.sum(axis=1)).ravel()
+    empty = np.flatnonzero(row_sums == 0)
+    bands = {}
+    for reading in cfg.features.readings:
+        rows = []
+        for (lo, hi), idx in zip(cfg.features.bands_hz, band_bins(centres, cfg.features.bands_hz, reading)):
+            rows.append({
+                "band": [lo, hi],
+                "n_bins": int(len(idx)),
+                "n_empty": int(np.isin(idx, empty).sum()),
+                "first_bin": int(idx[0]) if len(idx) else None,
+                "last_bin": int(idx[-1]) if len(idx) else None,
+                "centre_hz_span": [float(centres[idx[0]]), float(centres[idx[-1]])] if len(idx) else None,
+            })
+        bands[reading] = rows
+    return {
+        "sr_hz": sr_hz,
+        "hop_samples": hop_samples(sr_hz, cfg.mel.hop_s),
+        "fft_bin_hz": sr_hz / cfg.mel.n_fft,
+        "n_empty_filters": int(len(empty)),
+        "empty_below_hz": float(centres[empty].max()) if len(empty) else 0.0,
+        "bands": bands,
+    }

@@ -1,10 +1,26 @@
-"""The report's figures for the data set, the features and the SVMs."""
+"""The report's figures, one function each, and the table of their files.
+
+:data:`FIGURES` is read by both ``dodo.py`` (the targets of the figure tasks)
+and the report task (its inputs), so a figure is named in one place.
+Axes-level drawing is in :mod:`ser.plots`.
+"""
 from __future__ import annotations
 
 from .audio import hop_samples, read_mono
 from .dataset import SPLITS, Clip
-from .plots import _mpl, plot_accuracy_bars, plot_confusion, plot_mel_db, save_figure
+from .plots import (_mpl, plot_accuracy_bars, plot_confusion, plot_image_grid, plot_learning_curves, plot_mel_db,
+                    save_figure)
 from .spectro import mel_from_config
+
+# figure group (a doit sub-task of `figures`) -> {role: file name in figures/}
+FIGURES = {
+    "mel_examples": {"mel": "mel_examples.png"},
+    "svm": {"accuracy": "svm_accuracy.svg", "confusion_hz": "svm_confusion_hz.svg",
+            "confusion_index": "svm_confusion_index.svg"},
+    "cnn1d": {"curves": "cnn1d_curves.svg", "confusion": "cnn1d_confusion.svg"},
+    "cnn2d": {"images": "cnn2d_images.png", "curves": "cnn2d_curves.svg", "confusion": "cnn2d_confusion.svg",
+              "augmentation": "cnn2d_augmentation.svg"},
+}
 
 
 def example_clips(clips: list[Clip], class_names: list[str]) -> dict[tuple[str, str], Clip]:
@@ -54,7 +70,8 @@ def svm_accuracy_figure(svm: dict, path) -> None:
         kinds = svm["readings"][reading]["kinds"]
         groups = {}
         for model, label in (("spec", "C=10, RBF (spec)"), ("tuned", "tuned by actor CV")):
-            groups[label] = [(k[model]["test"]["accuracy"], k[model]["test"]["accuracy_ci95"]) for k in kinds.values()]
+            groups[label] = [(k[model]["splits"]["Test"]["accuracy"], k[model]["splits"]["Test"]["accuracy_ci95"])
+                             for k in kinds.values()]
         plot_accuracy_bars(list(kinds), groups, ax=ax, chance=1 / len(svm["classes"]))
         ax.set_title(f"bands read as {'Hz' if reading == 'hz' else 'mel-bin indices'}")
     save_figure(fig, path)
@@ -67,53 +84,60 @@ def confusion_grid_figure(svm: dict, reading: str, path) -> None:
     fig, axes = plt.subplots(2, len(kinds), figsize=(7.2, 4.8), constrained_layout=True)
     for j, (kind, r) in enumerate(kinds.items()):
         for i, (model, label) in enumerate((("spec", "spec SVM"), ("tuned", "tuned SVM"))):
-            t = r[model]["test"]
+            t = r[model]["splits"]["Test"]
             plot_confusion(t["confusion"], svm["classes"], ax=axes[i, j],
                            title=f"{kind}, {label}: {100 * t['accuracy']:.1f}%")
     save_figure(fig, path)
 
 
-def cnn_curves_figure(val_histories, final_histories, epochs: int, path) -> None:
-    """Learning curves: validation folds (train and validation loss/accuracy per
-    epoch, mean with a ±1 std band, the chosen epoch marked) above the final
-    models' training curves over seeds."""
-    from .curves import plot_learning_curves
-
+def network_curves_figure(res: dict, path) -> None:
+    """Learning curves of a network's chosen setting: the validation folds
+    (train and validation loss/accuracy per epoch, mean with a ±1 std band,
+    the chosen epoch marked) above the final models' training curves over seeds."""
     plt = _mpl()
+    val = res["validation"]["candidates"][res["chosen"]]
+    finals = res["models"][res["chosen"]]["train_histories"]
     fig, axes = plt.subplots(2, 2, figsize=(7.2, 4.6), constrained_layout=True)
-    plot_learning_curves(val_histories, axes=axes[0], mark_epoch=epochs,
-                         title=f"validation folds ({len(val_histories)}):")
-    plot_learning_curves(final_histories, axes=axes[1], title=f"final models ({len(final_histories)} seeds):")
+    plot_learning_curves(val["histories"], axes=axes[0], mark_epoch=val["epochs"],
+                         title=f"validation folds ({len(val['histories'])} runs):")
+    plot_learning_curves(finals, axes=axes[1], title=f"final models ({len(finals)} seeds):")
     save_figure(fig, path)
 
 
-def cnn_confusion_figure(pooled: dict, ensemble: dict, classes, path) -> None:
-    """Test confusion matrices: all seeds' predictions pooled, and the seed ensemble."""
+def network_confusion_figure(res: dict, path, split: str = "Test") -> None:
+    """Confusion matrices of a network's chosen setting on ``split``: all
+    seeds' predictions pooled, and the seed ensemble."""
     plt = _mpl()
+    ev = res["models"][res["chosen"]]["splits"][split]
     fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.5), constrained_layout=True)
-    plot_confusion(pooled["confusion"], classes, ax=axes[0],
-                   title=f"single models, seeds pooled: {100 * pooled['accuracy']:.1f}%")
-    plot_confusion(ensemble["confusion"], classes, ax=axes[1],
-                   title=f"seed ensemble: {100 * ensemble['accuracy']:.1f}%")
+    plot_confusion(ev["pooled"]["confusion"], res["classes"], ax=axes[0],
+                   title=f"single models, seeds pooled: {100 * ev['pooled']['accuracy']:.1f}%")
+    plot_confusion(ev["ensemble"]["confusion"], res["classes"], ax=axes[1],
+                   title=f"seed ensemble: {100 * ev['ensemble']['accuracy']:.1f}%")
     save_figure(fig, path)
 
 
-def augmentation_figure(res: dict, path) -> None:
-    """Per augmentation setting: validation accuracy, and test accuracy of every
-    seed (dots) with the mean ± std (bar and whisker)."""
+def image_grid_figure(records, path, *, low_at_bottom: bool = True) -> None:
+    """Item e: one exported image per class from the training and the test split."""
+    save_figure(plot_image_grid(records, low_at_bottom=low_at_bottom), path, dpi=200)
+
+
+def augmentation_figure(res: dict, path, split: str = "Test") -> None:
+    """Per augmentation setting: validation accuracy, and the accuracy of every
+    seed on ``split`` (dots) with the mean ± std (bar and whisker)."""
     import numpy as np
 
     plt = _mpl()
-    names = list(res["settings"])
+    names = list(res["models"])
+    summ = {n: res["models"][n]["splits"][split]["summary"] for n in names}
     fig, ax = plt.subplots(figsize=(5.2, 2.5), constrained_layout=True)
     x = np.arange(len(names))
-    val = [100 * res["settings"][n]["val_acc"] for n in names]
-    mean = [100 * res["settings"][n]["test_summary"]["mean"] for n in names]
-    std = [100 * res["settings"][n]["test_summary"]["std"] for n in names]
+    val = [100 * res["validation"]["candidates"][n]["score"] for n in names]
     ax.bar(x - 0.2, val, 0.38, label="validation (training actors)", color="C1")
-    ax.bar(x + 0.2, mean, 0.38, yerr=std, capsize=3, label="test, mean ± std over seeds", color="C0")
+    ax.bar(x + 0.2, [100 * summ[n]["mean"] for n in names], 0.38, yerr=[100 * summ[n]["std"] for n in names],
+           capsize=3, label=f"{split.lower()}, mean ± std over seeds", color="C0")
     for i, n in enumerate(names):
-        accs = res["settings"][n]["test_summary"]["per_seed"]
+        accs = summ[n]["per_seed"]
         ax.plot(np.full(len(accs), x[i] + 0.2), [100 * a for a in accs], "k.", ms=3)
     ax.axhline(100 / len(res["classes"]), color="gray", ls=":", lw=0.8, label="chance")
     ax.set_xticks(x, names)

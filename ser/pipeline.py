@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import class_names, list_clips
+from .dataset import EVAL_SPLITS, class_names, list_clips
 from .io import load_json, load_npz, save_json, save_npz
 
 
@@ -28,45 +28,13 @@ def build_card(data_dir, out_json, cfg) -> None:
     save_json(out_json, _card(clips, class_names(data_dir), str(data_dir), cfg.mel.hop_s))
 
 
-def feature_facts(cfg, sr_hz: int) -> dict:
-    """What the mel basis and the bands look like at one sample rate."""
-    from .audio import hop_samples
-    from .features import band_bins
-    from .spectro import mel_basis, mel_centres_hz
-
-    basis = mel_basis(sr_hz, cfg.mel.n_fft, cfg.mel.n_mels, cfg.mel.fmin_hz, cfg.mel.fmax_hz)
-    centres = mel_centres_hz(sr_hz, cfg.mel.n_mels, cfg.mel.fmin_hz, cfg.mel.fmax_hz)
-    row_sums = np.asarray(basis.sum(axis=1)).ravel()
-    empty = np.flatnonzero(row_sums == 0)
-    bands = {}
-    for reading in cfg.features.readings:
-        rows = []
-        for (lo, hi), idx in zip(cfg.features.bands_hz, band_bins(centres, cfg.features.bands_hz, reading)):
-            rows.append({
-                "band": [lo, hi],
-                "n_bins": int(len(idx)),
-                "n_empty": int(np.isin(idx, empty).sum()),
-                "first_bin": int(idx[0]) if len(idx) else None,
-                "last_bin": int(idx[-1]) if len(idx) else None,
-                "centre_hz_span": [float(centres[idx[0]]), float(centres[idx[-1]])] if len(idx) else None,
-            })
-        bands[reading] = rows
-    return {
-        "sr_hz": sr_hz,
-        "hop_samples": hop_samples(sr_hz, cfg.mel.hop_s),
-        "fft_bin_hz": sr_hz / cfg.mel.n_fft,
-        "n_empty_filters": int(len(empty)),
-        "empty_below_hz": float(centres[empty].max()) if len(empty) else 0.0,
-        "bands": bands,
-    }
-
-
 def build_features(data_dir, out_npz, out_json, cfg) -> None:
     """Spectral features of every clip (cache) and the facts the report states."""
     import dataclasses
 
     from .audio import audio_info
     from .extract import extract_features
+    from .features import feature_facts
 
     say(f"data set: {data_dir}")
     clips = list_clips(data_dir)
@@ -153,6 +121,32 @@ def _torch_threads(n: int | None = None) -> None:
     torch.set_num_threads(n or max(1, min(os.cpu_count() or 1, 8)))
 
 
+def save_network(results: dict, trained: dict, models_dir, prefix: str, out_json) -> None:
+    """Checkpoints (``<prefix>_<candidate>_seed<k>.pt`` state dicts) and the results file."""
+    from .io import save_state_dict
+
+    for cname, models in trained.items():
+        slug = "".join(ch if ch.isalnum() else "_" for ch in cname).strip("_")
+        paths = []
+        for seed, t in zip(results["models"][cname]["seeds"], models):
+            paths.append(Path(models_dir) / f"{prefix}_{slug}_seed{seed}.pt")
+            save_state_dict(t.model, paths[-1])
+        results["models"][cname]["checkpoints"] = [str(p) for p in paths]
+    save_json(out_json, results)
+
+
+def build_cnn1d(data_dir, models_dir, out_json, cfg) -> None:
+    """Section 3.1 through the shared protocol; Test scored once at the end."""
+    from .cnn1d import run_cnn1d
+
+    say(f"data set: {data_dir}")
+    from .dataset import eval_splits_of
+
+    clips = list_clips(data_dir)
+    results, trained = run_cnn1d(clips, cfg.cnn1d, eval_splits=eval_splits_of(clips), log=say)
+    save_network(results, trained, models_dir, "cnn1d", out_json)
+
+
 def build_images(data_dir, out_root, manifest_json, cfg) -> None:
     """Item e's images: every clip's power-1 mel spectrogram through spectrogram2image.
 
@@ -163,7 +157,6 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
     import shutil
     import tempfile
 
-    from .cnn2d import image_choices
     from .images import export_images
 
     say(f"data set: {data_dir}")
@@ -186,35 +179,40 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     for r in records:
         r["path"] = str(out_root / Path(r["path"]).relative_to(tmp))
-    save_json(manifest_json, {"root": str(out_root), "choices": image_choices(c), "seconds": seconds,
-                              "records": records})
+    save_json(manifest_json, {"root": str(out_root),
+                              "export": {k: getattr(c, k) for k in ("n_frames", "fix_floor", "dynamic_range",
+                                                                    "low_at_bottom", "size_hw", "interpolation")},
+                              "seconds": seconds, "records": records})
 
 
 def build_cnn2d(images_json, models_dir, out_json, cfg) -> None:
-    """Section 3.2: validation inside the training actors, then seeds x augmentation settings."""
+    """Section 3.2 through the shared protocol, every augmentation setting to the end."""
     from .cnn2d import run_cnn2d
 
     _torch_threads()
-    root = load_json(images_json)["root"]
-    results = run_cnn2d(root, models_dir, cfg=cfg.cnn2d, log=say)
-    save_json(out_json, results)
+    manifest = load_json(images_json)
+    splits = [s for s in EVAL_SPLITS if any(r["split"] == s for r in manifest["records"])]
+    results, trained = run_cnn2d(manifest["root"], cfg.cnn2d, eval_splits=splits, log=say)
+    save_network(results, trained, models_dir, "cnn2d", out_json)
+
+
+def figure_cnn1d(cnn1d_json, out: dict) -> None:
+    """Learning curves (item c) and confusion matrices (item d) of the 1D CNN."""
+    from .figures import network_curves_figure, network_confusion_figure
+
+    res = load_json(cnn1d_json)
+    network_curves_figure(res, out["curves"])
+    network_confusion_figure(res, out["confusion"])
 
 
 def figure_cnn2d(images_json, cnn2d_json, out: dict, cfg) -> None:
     """Image grid (item e), learning curves (f), confusion matrices (g), augmentation comparison (h)."""
-    from .figures import cnn_confusion_figure, cnn_curves_figure, augmentation_figure
-    from .plots import _mpl, save_figure
-    from .plots_images import plot_image_grid
+    from .figures import augmentation_figure, image_grid_figure, network_confusion_figure, network_curves_figure
 
-    _mpl()
-    manifest, res = load_json(images_json), load_json(cnn2d_json)
-    fig = plot_image_grid(manifest["records"], low_at_bottom=cfg.cnn2d.low_at_bottom)
-    save_figure(fig, out["images"], dpi=200)
-    chosen = res["chosen"]
-    cnn_curves_figure(res["validation"]["candidates"][chosen]["folds"], res["settings"][chosen]["train_histories"],
-                      res["settings"][chosen]["epochs"], out["curves"])
-    s = res["settings"][chosen]
-    cnn_confusion_figure(s["test_pooled"], s["test_ensemble"], res["classes"], out["confusion"])
+    res = load_json(cnn2d_json)
+    image_grid_figure(load_json(images_json)["records"], out["images"], low_at_bottom=cfg.cnn2d.low_at_bottom)
+    network_curves_figure(res, out["curves"])
+    network_confusion_figure(res, out["confusion"])
     augmentation_figure(res, out["augmentation"])
 
 
@@ -223,22 +221,4 @@ def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, cfg) -> None:
     from .summary import build_summary as _summary
 
     opt = lambda p: load_json(p) if p is not None and Path(p).is_file() else None  # noqa: E731
-    targets = {"cnn1d": cfg.report.target_cnn1d, "cnn2d": cfg.report.target_cnn2d}
-    save_json(out_json, _summary(load_json(svm_json), opt(cnn1d_json), opt(cnn2d_json), targets))
-
-
-def build_cnn1d(data_dir, models_dir, out_json, cfg) -> None:
-    """Section 3.1: validation inside the training actors, then seeds, tested once."""
-    from .cnn1d import run_cnn1d
-
-    say(f"data set: {data_dir}")
-    run_cnn1d(list_clips(data_dir), cfg.cnn1d, out_dir=models_dir, results_path=out_json, log=say)
-
-
-def figure_cnn1d(cnn1d_json, out: dict) -> None:
-    """Learning curves (item c) and confusion matrices (item d) of the 1D CNN."""
-    from .figures import cnn_confusion_figure, cnn_curves_figure
-
-    res = load_json(cnn1d_json)
-    cnn_curves_figure(res["curves"]["validation"], res["curves"]["final"], res["training"]["epochs"], out["curves"])
-    cnn_confusion_figure(res["test"]["pooled"], res["test"]["ensemble"], res["classes"], out["confusion"])
+    save_json(out_json, _summary(load_json(svm_json), {"cnn1d": opt(cnn1d_json), "cnn2d": opt(cnn2d_json)}))

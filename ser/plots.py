@@ -1,8 +1,18 @@
-"""Plot helpers: each takes ``ax=None`` and returns the axes, so the build and
-a notebook can both use them. Saving is separate (:func:`save_figure`)."""
+"""Axes-level plot helpers: each takes ``ax=None`` and returns the axes, so the
+build and a notebook can both use them. Saving is separate (:func:`save_figure`);
+the report's figures, one function each, are in :mod:`ser.figures`.
+
+matplotlib is set up in one place, :func:`_mpl`.
+"""
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
+
+from .dataset import SPLITS
+
+METRICS = ("loss", "acc")
 
 
 def _mpl():
@@ -98,3 +108,160 @@ def plot_accuracy_bars(labels, groups: dict, *, ax=None, chance: float | None = 
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, ncol=n + 1, loc="upper right", frameon=False)
     return ax
+
+
+# ------------------------------------------------------------ learning curves
+
+def curve_stats(histories: Sequence[dict], key: str) -> dict | None:
+    """Mean, standard deviation, min and max per epoch of ``key`` over runs.
+
+    Runs of different lengths are cut to the shortest. Returns None when no
+    run has values for ``key`` (e.g. ``val_loss`` of a run without validation).
+
+    Returns
+    -------
+    dict with ``epoch`` (1-based), ``mean``, ``std``, ``min``, ``max``, lists of
+    the same length, and ``n_runs``.
+    """
+    runs = [list(h.get(key) or []) for h in histories]
+    runs = [r for r in runs if r]
+    if not runs:
+        return None
+    n = min(len(r) for r in runs)
+    a = np.asarray([r[:n] for r in runs], float)
+    return {
+        "epoch": list(range(1, n + 1)),
+        "mean": a.mean(0).tolist(),
+        "std": (a.std(0, ddof=1) if len(a) > 1 else np.zeros(n)).tolist(),
+        "min": a.min(0).tolist(),
+        "max": a.max(0).tolist(),
+        "n_runs": len(a),
+    }
+
+
+def plot_curve(histories: Sequence[dict], metric: str = "loss", *, ax=None, title: str = "",
+               band: str = "std", mark_epoch: int | None = None):
+    """Train and validation ``metric`` per epoch: mean over runs, band around it.
+
+    Parameters
+    ----------
+    histories : sequence of dict
+        One per run (seed or fold), as returned by :func:`ser.training.fit`.
+    metric : {"loss", "acc"}
+    ax : matplotlib axes, optional
+    band : {"std", "range"}
+        Shade mean +- one standard deviation over runs, or min..max.
+    mark_epoch : int, optional
+        Draw a vertical line there (e.g. the epoch picked by validation).
+
+    Returns
+    -------
+    ax
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
+    if ax is None:
+        _, ax = _mpl().subplots(figsize=(3.4, 2.4))
+    for split, colour in (("train", "C0"), ("val", "C1")):
+        st = curve_stats(histories, f"{split}_{metric}")
+        if st is None:
+            continue
+        ep, mu = np.asarray(st["epoch"]), np.asarray(st["mean"])
+        if band == "range":
+            lo, hi = np.asarray(st["min"]), np.asarray(st["max"])
+        else:
+            sd = np.asarray(st["std"])
+            lo, hi = mu - sd, mu + sd
+        name = "training" if split == "train" else "validation"
+        ax.plot(ep, mu, color=colour, lw=1.2, label=f"{name} (mean of {st['n_runs']})")
+        if st["n_runs"] > 1:
+            ax.fill_between(ep, lo, hi, color=colour, alpha=0.2, lw=0)
+    if mark_epoch is not None:
+        ax.axvline(mark_epoch, color="0.4", ls="--", lw=0.8, label=f"epoch {mark_epoch}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy" if metric == "loss" else "accuracy")
+    if metric == "acc":
+        ax.set_ylim(0, 1)
+    if title:
+        ax.set_title(title)
+    ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
+def plot_learning_curves(histories: Sequence[dict], *, axes=None, title: str = "",
+                         band: str = "std", mark_epoch: int | None = None):
+    """Loss and accuracy side by side (:func:`plot_curve` twice); returns the two axes."""
+    if axes is None:
+        _, axes = _mpl().subplots(1, 2, figsize=(6.8, 2.4))
+    plot_curve(histories, "loss", ax=axes[0], band=band, mark_epoch=mark_epoch,
+               title=f"{title} loss".strip())
+    plot_curve(histories, "acc", ax=axes[1], band=band, mark_epoch=mark_epoch,
+               title=f"{title} accuracy".strip())
+    return axes
+
+
+# ------------------------------------------------------- spectrogram images
+
+def example_records(records: Sequence[dict], *, per_class: int = 1) -> dict[tuple[str, str], list[dict]]:
+    """The first ``per_class`` records of each (split, class), splits Train then Test.
+
+    ``records`` as :func:`ser.images.export_images` or
+    :func:`ser.dataset.image_records` return them.
+    """
+    out: dict[tuple[str, str], list[dict]] = {}
+    for split in SPLITS:
+        for r in records:
+            if r["split"] == split:
+                lst = out.setdefault((split, r["class_name"]), [])
+                if len(lst) < per_class:
+                    lst.append(r)
+    return out
+
+
+def plot_image_grid(records: Sequence[dict], *, fig=None, per_class: int = 1, low_at_bottom: bool = True):
+    """Grid of exported images: one row per split, one column per class.
+
+    Images are drawn as saved (row 0 at the top), in grey, 0 black to 255
+    white; the y label says where the low frequencies are.
+
+    Parameters
+    ----------
+    records : sequence of dict
+        With ``split``, ``class_name`` and ``path`` (the PNG).
+    fig : matplotlib figure, optional
+    per_class : int
+        Images per (split, class); extra ones go in extra rows.
+    low_at_bottom : bool
+        How the images were exported (for the axis label only).
+
+    Returns
+    -------
+    fig
+    """
+    from .images import read_png
+
+    ex = example_records(records, per_class=per_class)
+    splits = [s for s in SPLITS if any(k[0] == s for k in ex)]
+    classes = sorted({k[1] for k in ex})
+    n_rows = len(splits) * per_class
+    if fig is None:
+        fig = _mpl().figure(figsize=(1.7 * len(classes), 1.9 * n_rows))
+    axes = fig.subplots(n_rows, len(classes), squeeze=False, gridspec_kw={"hspace": 0.45})
+    for si, split in enumerate(splits):
+        for ci, name in enumerate(classes):
+            recs = ex.get((split, name), [])
+            for k in range(per_class):
+                ax = axes[si * per_class + k][ci]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if k >= len(recs):
+                    ax.axis("off")
+                    continue
+                img = read_png(recs[k]["path"])
+                ax.imshow(img, cmap="gray", vmin=0, vmax=255, aspect="auto", interpolation="antialiased")
+                ax.set_title(f"{split} / {name}", fontsize="small")
+                ax.set_xlabel(f"{img.shape[1]} frames", fontsize="x-small")
+                if ci == 0:
+                    ax.set_ylabel(f"{img.shape[0]} mel bands\n(low at {'bottom' if low_at_bottom else 'top'})",
+                                  fontsize="x-small")
+    return fig

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dataset import EVAL_SPLITS
 from .metrics import scores
 
 LOG_EPS = 1e-10
@@ -89,28 +90,34 @@ def tune(X, y, groups, cfg, *, seed: int = 0) -> dict:
     return {"cv": how, "candidates": candidates, "best": best, "spec_cv": spec}
 
 
-def fit_predict(params: dict, X_train, y_train, X_test) -> np.ndarray:
-    model = make_pipeline(transform=params["transform"], kernel=params["kernel"], C=params["C"],
-                          gamma=params["gamma"] if params["gamma"] is not None else "scale")
-    return model.fit(X_train, y_train).predict(X_test)
+def pipeline_of(params: dict):
+    """The unfitted pipeline of a parameter row (``transform``, ``kernel``, ``C``, ``gamma``)."""
+    return make_pipeline(transform=params["transform"], kernel=params["kernel"], C=params["C"],
+                         gamma=params["gamma"] if params["gamma"] is not None else "scale")
+
 
 
 def evaluate_feature(X, y, split, groups, class_names, cfg, *, seed: int = 0) -> dict:
-    """Spec model and tuned model for one feature matrix, scored once on Test."""
-    tr, te = split == "Train", split == "Test"
+    """Spec model and tuned model for one feature matrix; every choice made on
+    the Train rows, then each evaluation split (Test, and Confirm when present)
+    scored once."""
+    from .protocol import per_actor
+
+    tr = split == "Train"
     tuned = tune(X[tr], y[tr], groups[tr], cfg, seed=seed)
     spec_params = {"transform": "none", "kernel": cfg.spec_kernel, "C": cfg.spec_C, "gamma": "scale"}
     out = {"cv": tuned["cv"]}
     best_params = {k: tuned["best"][k] for k in ("transform", "kernel", "C", "gamma")}
+    evals = [s for s in EVAL_SPLITS if (split == s).any()]
     for name, params, cv in (("spec", spec_params, tuned["spec_cv"]), ("tuned", best_params, tuned["best"])):
-        pred = fit_predict(params, X[tr], y[tr], X[te])
-        out[name] = {
-            "params": params,
-            "cv_mean": cv["cv_mean"],
-            "cv_folds": cv["cv_folds"],
-            "test": scores(y[te], pred, class_names),
-            "pred": pred.tolist(),
-        }
+        model = pipeline_of(params).fit(X[tr], y[tr])
+        out[name] = {"params": params, "cv_mean": cv["cv_mean"], "cv_folds": cv["cv_folds"], "splits": {}, "pred": {}}
+        for s in evals:
+            ev = split == s
+            pred = model.predict(X[ev])
+            out[name]["splits"][s] = {**scores(y[ev], pred, class_names),
+                                      "per_actor": per_actor(y[ev], pred, groups[ev].tolist())}
+            out[name]["pred"][s] = pred.tolist()
     top = sorted(tuned["candidates"], key=lambda c: -c["cv_mean"])[:5]
     out["top_candidates"] = top
     out["n_candidates"] = len(tuned["candidates"])
@@ -124,14 +131,16 @@ def run_svms(feats: dict[str, np.ndarray], cfg, *, log=print) -> dict:
     """
     classes = [str(c) for c in feats["classes"]]
     y, split, groups = feats["label"], feats["split"], feats["actor"]
-    results = {"classes": classes, "readings": {}}
+    results = {"classes": classes, "keys": {s: feats["key"][split == s].tolist() for s in EVAL_SPLITS if (split == s).any()},
+               "readings": {}}
     for reading in cfg.features.readings:
         per_kind = {}
         for kind in cfg.features.kinds:
             r = evaluate_feature(feats[f"X_{reading}_{kind}"], y, split, groups, classes, cfg.svm, seed=cfg.seed)
             per_kind[kind] = r
-            log(f"SVM {reading:5s} {kind:3s}: spec C={cfg.svm.spec_C:g} test acc {r['spec']['test']['accuracy']:.3f}"
-                f" | tuned {r['tuned']['params']} cv {r['tuned']['cv_mean']:.3f} test {r['tuned']['test']['accuracy']:.3f}")
+            log(f"SVM {reading:5s} {kind:3s}: spec C={cfg.svm.spec_C:g} test acc "
+                f"{r['spec']['splits']['Test']['accuracy']:.3f} | tuned {r['tuned']['params']} "
+                f"cv {r['tuned']['cv_mean']:.3f} test {r['tuned']['splits']['Test']['accuracy']:.3f}")
         results["readings"][reading] = {"kinds": per_kind, **rank_kinds(per_kind)}
     return results
 
@@ -139,9 +148,9 @@ def run_svms(feats: dict[str, np.ndarray], cfg, *, log=print) -> dict:
 def rank_kinds(per_kind: dict) -> dict:
     """Best and worst feature kind by the spec model's test accuracy (the
     spec's definition), and by cross-validated accuracy of the tuned model."""
-    by_test = sorted(per_kind, key=lambda k: -per_kind[k]["spec"]["test"]["accuracy"])
+    by_test = sorted(per_kind, key=lambda k: -per_kind[k]["spec"]["splits"]["Test"]["accuracy"])
     by_cv = sorted(per_kind, key=lambda k: -per_kind[k]["tuned"]["cv_mean"])
-    best, worst = per_kind[by_test[0]]["spec"]["test"], per_kind[by_test[-1]]["spec"]["test"]
+    best, worst = per_kind[by_test[0]]["spec"]["splits"]["Test"], per_kind[by_test[-1]]["spec"]["splits"]["Test"]
     return {"order_by_test": by_test, "best": by_test[0], "worst": by_test[-1],
             "order_by_cv": by_cv, "best_by_cv": by_cv[0], "worst_by_cv": by_cv[-1],
             "rankings_agree": by_test[0] == by_cv[0],

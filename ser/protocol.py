@@ -1,0 +1,275 @@
+"""The evaluation protocol every trained network follows, in one place.
+
+1. **Validation inside the training actors.** For every candidate setting,
+   leave-one-actor-out over the training actors (scikit-learn's
+   ``LeaveOneGroupOut``, as the SVMs use), once per validation seed. The fold
+   runs' validation curves are averaged (each fold weighted by its clips, so
+   the mean is the accuracy over all held-out clips), smoothed by a centred
+   moving average, and the candidate with the highest smoothed peak wins; the
+   epoch of that peak is the training length of its final models.
+2. **Final models.** One model per seed on all training clips.
+3. **One evaluation pass** per final model on each evaluation split (Test,
+   and Confirm where the data set has it), loaded only after every choice is
+   made. The seed ensemble averages the seeds' class probabilities.
+
+A network plugs in through a :class:`Learner`: how to train one model on a
+set of clips (fitting any statistic, such as a normalisation scale, on those
+clips alone) and how to turn a trained model and inputs into class
+probabilities. The protocol never sees a network's internals, and validation
+never sees an evaluation split: it receives the training arrays only.
+
+Every function returns plain data (lists, dicts, floats) ready for JSON; the
+trained models are returned beside it, for the caller to save.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .metrics import scores, seed_summary
+
+
+@dataclass
+class Trained:
+    """One trained model and the JSON-able state it needs at prediction time
+    (e.g. a normalisation scale fitted on its training clips)."""
+
+    model: Any
+    state: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Learner:
+    """How one network trains and predicts.
+
+    ``fit(params, x, y, *, seed, epochs, x_val=None, y_val=None, log=None)``
+    returns ``(Trained, history)`` with the history of :func:`ser.training.fit`
+    (per-epoch ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``,
+    ``seconds``). ``predict(trained, params, x)`` returns class probabilities
+    [shape=(n_clips, n_classes)]. ``x`` is an array indexed by clip on axis 0.
+    """
+
+    fit: Callable[..., tuple[Trained, dict]]
+    predict: Callable[[Trained, dict, Any], np.ndarray]
+
+
+@dataclass(frozen=True)
+class EvalSplit:
+    """The clips of one evaluation split, as the network reads them."""
+
+    name: str
+    x: Any
+    y: np.ndarray
+    keys: list[str]
+    actors: list[int | None]
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    max_epochs: int
+    smooth_epochs: int
+    val_seeds: tuple[int, ...]
+    seeds: tuple[int, ...]
+
+
+def moving_average(values: Sequence[float], width: int) -> np.ndarray:
+    """Centred moving average over ``width`` epochs (the window shrinks at the
+    ends), the same length as ``values``."""
+    v = np.asarray(values, float)
+    h = max(0, int(width) // 2)
+    return np.array([v[max(0, i - h): i + h + 1].mean() for i in range(len(v))])
+
+
+def choose_epochs(mean_val_acc: Sequence[float], smooth_epochs: int) -> tuple[int, float]:
+    """The epoch count (1-based) at the peak of the smoothed validation
+    accuracy, and the smoothed accuracy there; the first peak on ties."""
+    sm = moving_average(mean_val_acc, smooth_epochs)
+    best = int(np.argmax(sm))
+    return best + 1, float(sm[best])
+
+
+def loao_folds(groups: Sequence[int]) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """``(held-out actor, train indices, validation indices)`` per actor, sorted."""
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    groups = np.asarray(groups)
+    folds = []
+    for tr, va in LeaveOneGroupOut().split(np.zeros(len(groups)), groups=groups):
+        folds.append((int(groups[va[0]]), tr, va))
+    return sorted(folds, key=lambda f: f[0])
+
+
+def validate_candidate(learner: Learner, params: dict, x, y, groups, pcfg: ProtocolConfig,
+                       *, log: Callable[[str], None], label: str = "") -> dict:
+    """Leave-one-actor-out for one candidate, every validation seed; its row
+    of the validation table (score, epochs, mean curves, per-fold numbers)."""
+    runs = []
+    for actor, tr, va in loao_folds(groups):
+        for vs in pcfg.val_seeds:
+            _, h = learner.fit(params, x[tr], y[tr], seed=vs, epochs=pcfg.max_epochs,
+                               x_val=x[va], y_val=y[va], log=lambda s: None)
+            log(f"{label} actor {actor} seed {vs}: val acc last {h['val_acc'][-1]:.3f}, "
+                f"best {max(h['val_acc']):.3f} ({h['seconds']:.0f} s)")
+            runs.append({"actor": actor, "seed": int(vs), "n_val": int(len(va)), **h})
+    w = np.array([r["n_val"] for r in runs], float)
+    mean_acc = np.average([r["val_acc"] for r in runs], axis=0, weights=w)
+    mean_loss = np.average([r["val_loss"] for r in runs], axis=0, weights=w)
+    epochs, score = choose_epochs(mean_acc, pcfg.smooth_epochs)
+    return {
+        "params": params,
+        "score": score,
+        "epochs": epochs,
+        "val_acc_at_epochs": float(mean_acc[epochs - 1]),
+        "val_acc_last": float(mean_acc[-1]),
+        "min_val_loss": float(mean_loss.min()),
+        "mean_val_acc": mean_acc.tolist(),
+        "mean_val_loss": mean_loss.tolist(),
+        "smoothed_val_acc": moving_average(mean_acc, pcfg.smooth_epochs).tolist(),
+        "per_actor_at_epochs": {str(a): float(np.mean([r["val_acc"][epochs - 1] for r in runs if r["actor"] == a]))
+                                for a in sorted({r["actor"] for r in runs})},
+        "per_fold": [{"actor": r["actor"], "seed": r["seed"], "n_val": r["n_val"],
+                      "val_acc_at_epochs": float(r["val_acc"][epochs - 1]),
+                      "best_val_acc": float(max(r["val_acc"])), "last_val_acc": float(r["val_acc"][-1])}
+                     for r in runs],
+        "histories": runs,
+        "seconds": float(sum(r["seconds"] for r in runs)),
+    }
+
+
+def validate(learner: Learner, candidates: dict[str, dict], x, y, groups, pcfg: ProtocolConfig,
+             *, log: Callable[[str], None], name: str = "") -> dict:
+    """The validation table over ``candidates`` ({name: params}) and the winner.
+
+    Only the training arrays come in: no evaluation split can reach a fit.
+    """
+    rows = {}
+    for i, (cname, params) in enumerate(candidates.items()):
+        rows[cname] = validate_candidate(learner, params, x, y, groups, pcfg, log=log,
+                                         label=f"{name} val {cname}")
+        r = rows[cname]
+        log(f"{name} val {i + 1}/{len(candidates)} '{cname}': smoothed val acc {r['score']:.3f} "
+            f"at epoch {r['epochs']} (last {r['val_acc_last']:.3f})")
+    order = sorted(rows, key=lambda k: -rows[k]["score"])  # stable: the first listed wins ties
+    chosen = order[0]
+    margin = rows[chosen]["score"] - rows[order[1]]["score"] if len(order) > 1 else None
+    return {"scheme": "leave-one-actor-out", "folds": sorted({int(g) for g in groups}),
+            "seeds": list(pcfg.val_seeds), "max_epochs": pcfg.max_epochs, "smooth_epochs": pcfg.smooth_epochs,
+            "candidates": rows, "chosen": chosen, "runner_up": order[1] if len(order) > 1 else None,
+            "margin": margin}
+
+
+def train_finals(learner: Learner, params: dict, x, y, pcfg: ProtocolConfig, *, epochs: int,
+                 log: Callable[[str], None], label: str = "") -> tuple[list[Trained], list[dict]]:
+    """One model per seed on all training clips; their histories."""
+    trained, hists = [], []
+    for seed in pcfg.seeds:
+        t, h = learner.fit(params, x, y, seed=seed, epochs=epochs,
+                           log=lambda s, p=f"{label} seed {seed}": log(p + s))
+        log(f"{label} seed {seed}: trained {epochs} epochs ({h['seconds']:.0f} s)")
+        trained.append(t)
+        hists.append({"seed": int(seed), **h})
+    return trained, hists
+
+
+def per_actor(y_true, y_pred, actors) -> dict[str, float]:
+    """Accuracy per actor (keys are the actor numbers as text, for JSON)."""
+    y_true, y_pred, actors = np.asarray(y_true), np.asarray(y_pred), np.asarray(actors, dtype=object)
+    return {str(a): float((y_pred[actors == a] == y_true[actors == a]).mean())
+            for a in sorted({a for a in actors.tolist() if a is not None})}
+
+
+def evaluate_split(probs: Sequence[np.ndarray], split: EvalSplit, seeds: Sequence[int], classes) -> dict:
+    """Scores of each seed's probabilities on one split, the seed summary,
+    all seeds' predictions pooled, the seed ensemble and per-actor accuracy."""
+    y = np.asarray(split.y)
+    preds = [p.argmax(1) for p in probs]
+    ens = np.mean(probs, axis=0)
+    per_seed = [{"seed": int(s), **scores(y, p, classes)} for s, p in zip(seeds, preds)]
+    return {
+        "n": int(len(y)),
+        "per_seed": per_seed,
+        "summary": seed_summary([r["accuracy"] for r in per_seed]),
+        "pooled": scores(np.tile(y, len(preds)), np.concatenate(preds), classes),
+        "ensemble": scores(y, ens.argmax(1), classes),
+        "per_actor": {"seed_mean": {a: float(np.mean([per_actor(y, p, split.actors)[a] for p in preds]))
+                                    for a in per_actor(y, preds[0], split.actors)},
+                      "ensemble": per_actor(y, ens.argmax(1), split.actors)},
+    }
+
+
+def predictions(probs: Sequence[np.ndarray], split: EvalSplit, seeds: Sequence[int]) -> dict:
+    """Per-clip predictions of one model on one split: every seed's class and
+    the ensemble's probabilities."""
+    ens = np.mean(probs, axis=0)
+    return {"keys": list(split.keys), "actors": list(split.actors), "y_true": np.asarray(split.y).tolist(),
+            "pred_per_seed": {str(s): p.argmax(1).tolist() for s, p in zip(seeds, probs)},
+            "ensemble_pred": ens.argmax(1).tolist(), "ensemble_proba": np.round(ens, 6).tolist()}
+
+
+def run_protocol(learner: Learner, candidates: dict[str, dict], x, y, groups, *, classes,
+                 load_eval: Callable[[], list[EvalSplit]], pcfg: ProtocolConfig,
+                 final: str = "chosen", log: Callable[[str], None] = print, name: str = "") -> tuple[dict, dict]:
+    """Validation, final models, one evaluation pass: the whole protocol.
+
+    Parameters
+    ----------
+    learner : Learner
+    candidates : dict
+        ``{name: params}`` compared by validation, in order (the first wins ties).
+    x, y, groups
+        Training inputs (indexed on axis 0), labels and actors.
+    classes : list of str
+        Class names in label order.
+    load_eval : callable() -> list of EvalSplit
+        Reads the evaluation splits; called once, after the final models are trained.
+    pcfg : ProtocolConfig
+    final : {"chosen", "all"}
+        Train final models for the chosen candidate only, or for every
+        candidate (an experiment that compares them, such as augmentation).
+
+    Returns
+    -------
+    results : dict
+        ``validation`` (see :func:`validate`), ``chosen``, ``models``: per final
+        candidate its ``params``, ``epochs``, ``seeds``, ``train_histories`` and
+        ``splits`` (per evaluation split, :func:`evaluate_split`),
+        ``predictions`` (per candidate and split, :func:`predictions`),
+        ``timings_s``.
+    trained : dict
+        ``{candidate: [Trained, ...]}`` in seed order, for the caller to save.
+    """
+    t_start = time.perf_counter()
+    timings = {}
+    y = np.asarray(y)
+    val = validate(learner, candidates, x, y, groups, pcfg, log=log, name=name)
+    timings["validation"] = time.perf_counter() - t_start
+    log(f"{name} chose '{val['chosen']}', {val['candidates'][val['chosen']]['epochs']} epochs")
+
+    t0 = time.perf_counter()
+    finals = list(candidates) if final == "all" else [val["chosen"]]
+    trained, models = {}, {}
+    for cname in finals:
+        epochs = val["candidates"][cname]["epochs"]
+        trained[cname], hists = train_finals(learner, candidates[cname], x, y, pcfg, epochs=epochs, log=log,
+                                             label=f"{name} '{cname}'")
+        models[cname] = {"params": candidates[cname], "epochs": epochs, "seeds": list(pcfg.seeds),
+                         "states": [t.state for t in trained[cname]], "train_histories": hists, "splits": {}}
+    timings["final_training"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    preds: dict[str, dict] = {c: {} for c in finals}
+    for split in load_eval():
+        for cname in finals:
+            probs = [learner.predict(t, candidates[cname], split.x) for t in trained[cname]]
+            models[cname]["splits"][split.name] = evaluate_split(probs, split, pcfg.seeds, classes)
+            preds[cname][split.name] = predictions(probs, split, pcfg.seeds)
+            s = models[cname]["splits"][split.name]
+            log(f"{name} '{cname}' {split.name}: seed mean {s['summary']['mean']:.3f} "
+                f"± {s['summary']['std']:.3f}, ensemble {s['ensemble']['accuracy']:.3f}")
+    timings["evaluation"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+    return {"classes": list(classes), "validation": val, "chosen": val["chosen"], "models": models,
+            "predictions": preds, "timings_s": timings}, trained
