@@ -1,7 +1,8 @@
 """The data-set card: what is in each split, and whether the splits leak.
 
-Leakage is checked two ways: an actor found in both splits (from RAVDESS file
-names), and the same audio in both splits (SHA-256 of the decoded samples, so a
+Leakage is checked two ways, across every pair of splits present (Train, Test
+and the optional Confirm): an actor found in two splits (from RAVDESS file
+names), and the same audio in two splits (SHA-256 of the decoded samples, so a
 re-encoded or renamed copy is caught too).
 """
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections import Counter
 
 import numpy as np
 
-from .audio import audio_info, read_mono
-from .dataset import SPLITS, Clip
+from .audio import audio_info, hop_samples, read_mono
+from .dataset import OPTIONAL_SPLITS, SPLITS, Clip
 from .metrics import wilson_interval
+from .spectro import n_frames_of
 
 
 def clip_record(clip: Clip) -> dict:
@@ -29,6 +31,7 @@ def clip_record(clip: Clip) -> dict:
         "sr_hz": info.sr_hz,
         "channels": info.n_channels,
         "subtype": info.subtype,
+        "n_samples": info.n_samples,
         "duration_s": info.duration_s,
         "audio_sha256": hashlib.sha256(np.ascontiguousarray(y).tobytes()).hexdigest(),
     }
@@ -42,11 +45,12 @@ def _describe(values) -> dict:
 def summarise(records: list[dict], class_names: list[str], data_dir: str, hop_s: float) -> dict:
     """Counts per class and split, actors, sample rates, durations, channels, leakage."""
     card = {"data_dir": data_dir, "classes": class_names, "n_clips": len(records), "splits": {}}
-    for split in SPLITS:
+    present = {r["split"] for r in records}
+    for split in SPLITS + tuple(s for s in OPTIONAL_SPLITS if s in present):
         rs = [r for r in records if r["split"] == split]
         counts = Counter(r["class"] for r in rs)
         actors = sorted({r["actor"] for r in rs if r["actor"] is not None})
-        frames = [int(r["duration_s"] * r["sr_hz"]) // int(r["sr_hz"] * hop_s) + 1 for r in rs]
+        frames = [n_frames_of(r["n_samples"], hop_samples(r["sr_hz"], hop_s)) for r in rs]
         card["splits"][split] = {
             "n_clips": len(rs),
             "per_class": {c: counts.get(c, 0) for c in class_names},
@@ -60,12 +64,18 @@ def summarise(records: list[dict], class_names: list[str], data_dir: str, hop_s:
             "n_frames": _describe(frames),
             "shorter_than_200_frames": int(sum(f < 200 for f in frames)),
         }
-    train = [r for r in records if r["split"] == "Train"]
     test = [r for r in records if r["split"] == "Test"]
-    shared_actors = sorted({r["actor"] for r in train if r["actor"] is not None}
-                           & {r["actor"] for r in test if r["actor"] is not None})
-    test_hashes = {r["audio_sha256"]: r["key"] for r in test}
-    dup_pairs = [[r["key"], test_hashes[r["audio_sha256"]]] for r in train if r["audio_sha256"] in test_hashes]
+    shared_actors, dup_pairs = set(), []
+    names = list(card["splits"])
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ra = [r for r in records if r["split"] == a]
+            rb = [r for r in records if r["split"] == b]
+            shared_actors |= ({r["actor"] for r in ra if r["actor"] is not None}
+                              & {r["actor"] for r in rb if r["actor"] is not None})
+            hashes = {r["audio_sha256"]: r["key"] for r in rb}
+            dup_pairs += [[r["key"], hashes[r["audio_sha256"]]] for r in ra if r["audio_sha256"] in hashes]
+    shared_actors = sorted(shared_actors)
     # Width of a 95% interval on the test split, for an accuracy of 50%: how
     # far apart two models must be before the test split can tell them apart.
     lo, hi = wilson_interval(len(test) // 2, len(test))
@@ -82,9 +92,9 @@ def leakage_warnings(card: dict) -> list[str]:
     """Plain sentences for the build log (empty when the splits are clean)."""
     out = []
     if card["leakage"]["shared_actors"]:
-        out.append(f"actors in both Train and Test: {card['leakage']['shared_actors']}")
+        out.append(f"actors in two splits: {card['leakage']['shared_actors']}")
     for a, b in card["leakage"]["duplicate_audio"]:
-        out.append(f"the same audio is in Train and Test: {a} and {b}")
+        out.append(f"the same audio is in two splits: {a} and {b}")
     return out
 
 

@@ -78,6 +78,7 @@ class DataConfig:
     )
     train_actors: tuple[int, ...] = (1, 2, 3, 4)
     test_actors: tuple[int, ...] = (5, 6, 7, 8)
+    confirm_actors: tuple[int, ...] = ()  # `doit data --confirm 9-16` adds a Confirm split
 
 
 @dataclass(frozen=True)

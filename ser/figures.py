@@ -20,6 +20,7 @@ FIGURES = {
     "cnn1d": {"curves": "cnn1d_curves.svg", "confusion": "cnn1d_confusion.svg"},
     "cnn2d": {"images": "cnn2d_images.png", "curves": "cnn2d_curves.svg", "confusion": "cnn2d_confusion.svg",
               "augmentation": "cnn2d_augmentation.svg"},
+    "summary": {"forest": "summary_forest.svg", "per_actor": "per_actor.svg"},
 }
 
 
@@ -144,4 +145,84 @@ def augmentation_figure(res: dict, path, split: str = "Test") -> None:
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=6.5, frameon=False, loc="upper right")
+    save_figure(fig, path)
+
+
+def approaches(svm: dict, nets: dict[str, dict | None], split: str) -> list[dict]:
+    """Every approach's accuracy and 95% interval on ``split``, in report order:
+    the spec and tuned SVMs (bands in Hz), then each network's reported
+    setting as the mean over seeds (t interval) and as the seed ensemble
+    (Wilson interval)."""
+    rows = []
+    for m, label in (("spec", "spec SVM"), ("tuned", "tuned SVM")):
+        for kind, k in svm["readings"]["hz"]["kinds"].items():
+            t = k[m]["splits"][split]
+            rows.append({"label": f"{label}, {kind}", "acc": t["accuracy"], "ci": t["accuracy_ci95"],
+                         "per_actor": t["per_actor"], "group": "svm"})
+    for name, net in nets.items():
+        if net is None:
+            continue
+        ev = net["models"][net["chosen"]]["splits"][split]
+        rows.append({"label": f"{name}, mean of {len(ev['per_seed'])} seeds", "acc": ev["summary"]["mean"],
+                     "ci": ev["summary"]["mean_ci95"], "per_actor": ev["per_actor"]["seed_mean"], "group": name})
+        rows.append({"label": f"{name}, seed ensemble", "acc": ev["ensemble"]["accuracy"],
+                     "ci": ev["ensemble"]["accuracy_ci95"], "per_actor": ev["per_actor"]["ensemble"], "group": name})
+    return rows
+
+
+def forest_figure(svm: dict, nets: dict[str, dict | None], path) -> None:
+    """Summary picture: every approach's accuracy with its 95% interval, one
+    panel per evaluation split, chance marked."""
+    import numpy as np
+
+    plt = _mpl()
+    splits = list(svm["keys"])
+    per = {s: approaches(svm, nets, s) for s in splits}
+    labels = [r["label"] for r in per[splits[0]]]
+    fig, axes = plt.subplots(1, len(splits), figsize=(7.2, 0.22 * len(labels) + 0.9), sharey=True,
+                             constrained_layout=True, squeeze=False)
+    y = np.arange(len(labels))[::-1]
+    colours = {"svm": "C7", **{name: f"C{i}" for i, name in enumerate(nets)}}
+    for ax, s in zip(axes[0], splits):
+        for yi, r in zip(y, per[s]):
+            ax.errorbar(100 * r["acc"], yi, xerr=[[100 * (r["acc"] - r["ci"][0])], [100 * (r["ci"][1] - r["acc"])]],
+                        fmt="o", ms=3.5, color=colours[r["group"]], ecolor=colours[r["group"]], lw=1, capsize=2)
+        ax.axvline(100 / len(svm["classes"]), color="gray", ls=":", lw=0.8)
+        ax.set_xlim(0, 100)
+        ax.set_xlabel(f"{s} accuracy (%)")
+        ax.set_title(f"{s} ({len(svm['keys'][s])} clips)")
+        ax.grid(axis="x", lw=0.3, alpha=0.5)
+    axes[0][0].set_yticks(y, labels)
+    save_figure(fig, path)
+
+
+def per_actor_figure(svm: dict, nets: dict[str, dict | None], path) -> None:
+    """Accuracy per evaluation actor: the spec SVM of the best feature type, the
+    tuned SVM of the best feature type by cross-validation, and each network's
+    seed ensemble; the speaker shift."""
+    import numpy as np
+
+    plt = _mpl()
+    splits = list(svm["keys"])
+    fig, axes = plt.subplots(1, len(splits), figsize=(7.2, 2.8), sharey=True, constrained_layout=True,
+                             squeeze=False, gridspec_kw={"width_ratios": [max(2, len(
+                                 approaches(svm, nets, s)[0]["per_actor"])) for s in splits]})
+    for ax, s in zip(axes[0], splits):
+        hz = svm["readings"]["hz"]
+        keep = {f"spec SVM, {hz['best']}", f"tuned SVM, {hz['best_by_cv']}"}
+        rows = [r for r in approaches(svm, nets, s)
+                if r["label"] in keep or (r["group"] != "svm" and "mean of" not in r["label"])]
+        actors = list(rows[0]["per_actor"])
+        x = np.arange(len(actors))
+        for i, r in enumerate(rows):
+            style = dict(marker="o", ms=3, lw=0.8) if r["group"] != "svm" else dict(marker=".", ms=3, lw=0.5, ls="--")
+            ax.plot(x, [100 * r["per_actor"][a] for a in actors], label=r["label"],
+                    color=f"C{i}", **style)
+        ax.axhline(100 / len(svm["classes"]), color="gray", ls=":", lw=0.8)
+        ax.set_xticks(x, actors)
+        ax.set_xlabel(f"{s} actor")
+        ax.set_ylim(0, 100)
+        ax.set_title(s)
+    axes[0][0].set_ylabel("accuracy (%)")
+    axes[0][-1].legend(fontsize=6, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     save_figure(fig, path)

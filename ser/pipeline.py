@@ -216,9 +216,29 @@ def figure_cnn2d(images_json, cnn2d_json, out: dict, cfg) -> None:
     augmentation_figure(res, out["augmentation"])
 
 
-def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, cfg) -> None:
-    """The comparisons the report states in words (ser.summary)."""
+def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, predictions_csv) -> None:
+    """The comparisons the report states in words (ser.summary), and every
+    final model's per-clip predictions as one CSV (ser.predictions)."""
+    from .predictions import hardest_clips, prediction_rows, write_csv
     from .summary import build_summary as _summary
 
     opt = lambda p: load_json(p) if p is not None and Path(p).is_file() else None  # noqa: E731
-    save_json(out_json, _summary(load_json(svm_json), {"cnn1d": opt(cnn1d_json), "cnn2d": opt(cnn2d_json)}))
+    svm, nets = load_json(svm_json), {"cnn1d": opt(cnn1d_json), "cnn2d": opt(cnn2d_json)}
+    rows = prediction_rows(svm, nets)
+    write_csv(rows, predictions_csv)
+    summary = _summary(svm, nets)
+    summary["hardest_clips"] = hardest_clips(rows, 10)
+    summary["predictions"] = {"file": Path(predictions_csv).name, "n_rows": len(rows),
+                              "n_models": len({r["model"] for r in rows})}
+    save_json(out_json, summary)
+
+
+def figure_summary(svm_json, cnn1d_json, cnn2d_json, out: dict) -> None:
+    """Every approach with its 95% interval per evaluation split (forest plot),
+    and every approach's accuracy per evaluation actor."""
+    from .figures import forest_figure, per_actor_figure
+
+    opt = lambda p: load_json(p) if Path(p).is_file() else None  # noqa: E731
+    svm, nets = load_json(svm_json), {"1D CNN": opt(cnn1d_json), "2D CNN": opt(cnn2d_json)}
+    forest_figure(svm, nets, out["forest"])
+    per_actor_figure(svm, nets, out["per_actor"])

@@ -201,11 +201,13 @@ def evaluate_split(probs: Sequence[np.ndarray], split: EvalSplit, seeds: Sequenc
 
 
 def predictions(probs: Sequence[np.ndarray], split: EvalSplit, seeds: Sequence[int]) -> dict:
-    """Per-clip predictions of one model on one split: every seed's class and
-    the ensemble's probabilities."""
+    """Per-clip predictions of one model on one split: every seed's class
+    probabilities (rounded to 4 decimals) and the ensemble's class and
+    probabilities (the argmax is taken before rounding)."""
     ens = np.mean(probs, axis=0)
     return {"keys": list(split.keys), "actors": list(split.actors), "y_true": np.asarray(split.y).tolist(),
             "pred_per_seed": {str(s): p.argmax(1).tolist() for s, p in zip(seeds, probs)},
+            "proba_per_seed": {str(s): np.round(p, 4).tolist() for s, p in zip(seeds, probs)},
             "ensemble_pred": ens.argmax(1).tolist(), "ensemble_proba": np.round(ens, 6).tolist()}
 
 

@@ -39,10 +39,14 @@ def parse_actors(text: str | tuple | list) -> tuple[int, ...]:
     return tuple(out)
 
 
-def plan(names: list[str], emotions: dict[str, str], train: tuple[int, ...], test: tuple[int, ...]) -> list[tuple[str, str]]:
-    """``[(source name, 'Split/Class/file.wav')]`` for the speech clips wanted."""
-    if set(train) & set(test):
-        raise ConfigError(f"actors {sorted(set(train) & set(test))} are in both the train and the test split")
+def plan(names: list[str], emotions: dict[str, str], train: tuple[int, ...], test: tuple[int, ...],
+         confirm: tuple[int, ...] = ()) -> list[tuple[str, str]]:
+    """``[(source name, 'Split/Class/file.wav')]`` for the speech clips wanted
+    (``confirm``: actors of the optional Confirm split)."""
+    splits = {"Train": set(train), "Test": set(test), "Confirm": set(confirm)}
+    for a, b in (("Train", "Test"), ("Train", "Confirm"), ("Test", "Confirm")):
+        if splits[a] & splits[b]:
+            raise ConfigError(f"actors {sorted(splits[a] & splits[b])} are in both the {a} and the {b} split")
     out = []
     for name in names:
         base = name.replace("\\", "/").rsplit("/", 1)[-1]
@@ -52,7 +56,7 @@ def plan(names: list[str], emotions: dict[str, str], train: tuple[int, ...], tes
         emotion, actor = m.group(3), int(m.group(7))
         if emotion not in emotions:
             continue
-        split = "Train" if actor in train else "Test" if actor in test else None
+        split = next((s for s, actors in splits.items() if actor in actors), None)
         if split:
             out.append((name, f"{split}/{emotions[emotion]}/{base}"))
     return sorted(out, key=lambda p: p[1])
@@ -70,15 +74,16 @@ def _download(url: str, dest: Path) -> Path:
     return dest
 
 
-def build_layout(source: str, out_dir: str | Path, *, emotions: dict[str, str], train, test) -> dict:
-    """Copy the wanted RAVDESS clips into ``out_dir/{Train,Test}/<Class>/``.
+def build_layout(source: str, out_dir: str | Path, *, emotions: dict[str, str], train, test, confirm=()) -> dict:
+    """Copy the wanted RAVDESS clips into ``out_dir/{Train,Test[,Confirm]}/<Class>/``.
 
     The tree is built beside ``out_dir`` and moved into place at the end, so
     an interrupted run leaves no half-built data set. An existing non-empty
     ``out_dir`` is refused, never overwritten.
     """
     out_dir = Path(out_dir)
-    train, test = parse_actors(train), parse_actors(test)
+    train, test, confirm = parse_actors(train), parse_actors(test), parse_actors(confirm)
+    splits = ("Train", "Test") + (("Confirm",) if confirm else ())
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DataError(f"{out_dir}: already exists and is not empty; remove it or choose another output")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -95,21 +100,21 @@ def build_layout(source: str, out_dir: str | Path, *, emotions: dict[str, str], 
             if not zipfile.is_zipfile(src_path):
                 raise DataError(f"{src_path}: not a zip archive")
             with zipfile.ZipFile(src_path) as z:
-                jobs = plan(z.namelist(), emotions, train, test)
+                jobs = plan(z.namelist(), emotions, train, test, confirm)
                 for name, rel in jobs:
                     (tree / rel).parent.mkdir(parents=True, exist_ok=True)
                     with z.open(name) as f, open(tree / rel, "wb") as g:
                         shutil.copyfileobj(f, g)
         else:
             files = [str(p.relative_to(src_path)) for p in src_path.rglob("*.wav")]
-            jobs = plan(files, emotions, train, test)
+            jobs = plan(files, emotions, train, test, confirm)
             for name, rel in jobs:
                 (tree / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src_path / name, tree / rel)
         if not jobs:
             raise DataError(f"{src_path}: holds no RAVDESS speech clips of emotions {sorted(emotions)} "
-                            f"for actors {train} / {test}")
-        missing = [f"{s}/{c}" for s in ("Train", "Test") for c in sorted(set(emotions.values()))
+                            f"for actors {train} / {test} / {confirm}")
+        missing = [f"{s}/{c}" for s in splits for c in sorted(set(emotions.values()))
                    if not (tree / s / c).is_dir()]
         if missing:
             raise DataError(f"{src_path}: no clips for {', '.join(missing)} with these actors")
@@ -119,5 +124,5 @@ def build_layout(source: str, out_dir: str | Path, *, emotions: dict[str, str], 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     counts = {f"{s}/{c}": len(list((out_dir / s / c).glob("*.wav")))
-              for s in ("Train", "Test") for c in sorted(set(emotions.values()))}
+              for s in splits for c in sorted(set(emotions.values()))}
     return {"out_dir": str(out_dir), "n_clips": len(jobs), "per_folder": counts}

@@ -111,13 +111,15 @@ def evaluate_feature(X, y, split, groups, class_names, cfg, *, seed: int = 0) ->
     evals = [s for s in EVAL_SPLITS if (split == s).any()]
     for name, params, cv in (("spec", spec_params, tuned["spec_cv"]), ("tuned", best_params, tuned["best"])):
         model = pipeline_of(params).fit(X[tr], y[tr])
-        out[name] = {"params": params, "cv_mean": cv["cv_mean"], "cv_folds": cv["cv_folds"], "splits": {}, "pred": {}}
+        out[name] = {"params": params, "cv_mean": cv["cv_mean"], "cv_folds": cv["cv_folds"], "splits": {}, "pred": {},
+                     "decision": {}}
         for s in evals:
             ev = split == s
             pred = model.predict(X[ev])
             out[name]["splits"][s] = {**scores(y[ev], pred, class_names),
                                       "per_actor": per_actor(y[ev], pred, groups[ev].tolist())}
             out[name]["pred"][s] = pred.tolist()
+            out[name]["decision"][s] = np.round(model.decision_function(X[ev]), 4).tolist()
     top = sorted(tuned["candidates"], key=lambda c: -c["cv_mean"])[:5]
     out["top_candidates"] = top
     out["n_candidates"] = len(tuned["candidates"])
