@@ -1,0 +1,188 @@
+"""Classify new clips with the models the build trained.
+
+    python -m ser.predict DIR [--out predictions.csv]
+
+``DIR`` is a folder of WAV files (any rate, mono or stereo), or a folder of
+class folders ``DIR/<Class>/*.wav`` named like the training classes, in which
+case accuracy and a confusion matrix are printed too. Three models are
+applied:
+
+* the spec SVM (C=10, RBF) on the best feature type of the report, refitted
+  from the feature cache's training rows (deterministic, seconds);
+* the 1D CNN's reported setting: its seed ensemble, from the checkpoints;
+* the 2D CNN's reported setting: its seed ensemble, from the checkpoints.
+
+A missing model names the ``doit`` task that trains it; a bad file is
+reported with its path, like the build does.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .config import CACHE_DIR, CONFIG, RESULTS_DIR
+from .errors import DataError, SerError
+
+
+def find_clips(folder) -> tuple[list[Path], list[str | None]]:
+    """The WAV files of ``folder`` (sorted) and their class folder names, or
+    None per clip when the WAVs sit directly in ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    direct = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".wav" and not p.name.startswith("."))
+    if direct:
+        return direct, [None] * len(direct)
+    paths, labels = [], []
+    for d in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for p in sorted(d.glob("*.wav")):
+            if not p.name.startswith("."):
+                paths.append(p)
+                labels.append(d.name)
+    if not paths:
+        raise DataError(f"{folder}: holds no .wav files (directly or in class folders)")
+    return paths, labels
+
+
+def _need(path: Path, task: str) -> Path:
+    if not path.is_file():
+        raise SerError(f"{path}: missing; train the models first with `doit {task}`")
+    return path
+
+
+def svm_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR) -> tuple[str, np.ndarray]:
+    """Decision values of the spec SVM of the best feature type (bands in Hz),
+    refitted on the feature cache's training rows."""
+    from .extract import clip_features
+    from .io import load_json, load_npz
+    from .svm import pipeline_of
+
+    svm = load_json(_need(Path(results_dir) / "svm.json", "svm"))
+    kind = svm["readings"]["hz"]["best"]
+    feats = load_npz(_need(Path(cache_dir) / "features.npz", "features"))
+    tr = feats["split"] == "Train"
+    model = pipeline_of(svm["readings"]["hz"]["kinds"][kind]["spec"]["params"])
+    model.fit(feats[f"X_hz_{kind}"][tr], feats["label"][tr])
+    X = np.stack([clip_features(p, cfg)[f"hz_{kind}"] for p in paths])
+    return f"spec SVM, {kind}", model.decision_function(X)
+
+
+def _ensemble(res: dict, load, x) -> np.ndarray:
+    from .protocol import Trained
+
+    m = res["models"][res["chosen"]]
+    probs = []
+    for ckpt, state in zip(m["checkpoints"], m["states"]):
+        probs.append(load(ckpt, m["params"], state, x, Trained))
+    return np.mean(probs, axis=0)
+
+
+def cnn1d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR) -> tuple[str, np.ndarray]:
+    """Class probabilities of the 1D CNN's seed ensemble."""
+    from . import cnn1d
+    from .io import load_json
+
+    res = load_json(_need(Path(results_dir) / "cnn1d.json", "cnn1d"))
+    c = cfg.cnn1d
+    x = cnn1d.load_waveforms(paths, n_frames=c.n_frames, hop_s=c.hop_s, sr_hz=c.sr_hz)
+    lrn = cnn1d.learner(c, len(res["classes"]))
+
+    def load(ckpt, params, state, x, Trained):
+        model = cnn1d.load_model(_need(Path(ckpt), "cnn1d"), c, n_classes=len(res["classes"]))
+        return lrn.predict(Trained(model, state), params, x)
+
+    return f"1D CNN, {res['chosen']}, seed ensemble", _ensemble(res, load, x)
+
+
+def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR) -> tuple[str, np.ndarray]:
+    """Class probabilities of the 2D CNN's seed ensemble (images made in memory
+    exactly as the export writes them)."""
+    from . import cnn2d
+    from .images import clip_image, image_to_input
+    from .io import load_json
+
+    res = load_json(_need(Path(results_dir) / "cnn2d.json", "cnn2d"))
+    c = cfg.cnn2d
+    x = np.stack([image_to_input(clip_image(p, mel_cfg=cfg.mel, n_frames=c.n_frames, fix_floor=c.fix_floor,
+                                            dynamic_range=c.dynamic_range, low_at_bottom=c.low_at_bottom),
+                                 size_hw=tuple(c.size_hw), interpolation=c.interpolation) for p in paths])
+    lrn = cnn2d.learner(c, len(res["classes"]))
+
+    def load(ckpt, params, state, x, Trained):
+        model = cnn2d.load_checkpoint(_need(Path(ckpt), "cnn2d"), c, n_classes=len(res["classes"]))
+        return lrn.predict(Trained(model, state), params, x)
+
+    return f"2D CNN, {res['chosen']}, seed ensemble", _ensemble(res, load, x)
+
+
+def classify(folder, out_csv=None, *, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR, log=print) -> dict:
+    """Apply every model to the clips of ``folder``; write a CSV and print a
+    table (and accuracy and confusion matrices when the clips carry labels)."""
+    from .io import load_json
+    from .metrics import scores
+    from .predictions import csv_text
+
+    paths, labels = find_clips(folder)
+    classes = load_json(_need(Path(results_dir) / "data.json", "card"))["classes"]
+    unknown = sorted({lb for lb in labels if lb is not None and lb not in classes})
+    if unknown:
+        raise DataError(f"{folder}: class folders {unknown} are not among the trained classes {classes}")
+    outputs = [probe(paths, cfg, results_dir, cache_dir) for probe in (svm_probe, cnn1d_probe, cnn2d_probe)]
+    rows, result = [], {"clips": [str(p) for p in paths], "models": {}}
+    for name, values in outputs:
+        pred = values.argmax(1)
+        result["models"][name] = {"pred": [classes[i] for i in pred]}
+        for p, lb, k, v in zip(paths, labels, pred, values):
+            rows.append({"clip": str(p), "split": "", "actor": "", "true_class": lb or "", "model": name,
+                         "predicted_class": classes[k], "correct": "" if lb is None else int(lb == classes[k]),
+                         "scores_kind": "decision" if "SVM" in name else "probability",
+                         **{f"score_{c}": round(float(x), 4) for c, x in zip(classes, v)}})
+        if all(lb is not None for lb in labels):
+            y = [classes.index(lb) for lb in labels]
+            result["models"][name]["scores"] = scores(y, pred, classes)
+    if out_csv:
+        from .io import atomic_path
+
+        with atomic_path(out_csv) as tmp:
+            tmp.write_text(csv_text(rows))
+    log(format_table(result, [p.name for p in paths], labels, classes))
+    return result
+
+
+def format_table(result: dict, names, labels, classes) -> str:
+    models = list(result["models"])
+    w = max(len(n) for n in names) + 2
+    lines = ["clip".ljust(w) + ("true".ljust(8) if labels[0] is not None else "")
+             + "".join(m.split(",")[0].ljust(14) for m in models)]
+    for i, n in enumerate(names):
+        lines.append(n.ljust(w) + ((labels[i] or "").ljust(8) if labels[0] is not None else "")
+                     + "".join(result["models"][m]["pred"][i].ljust(14) for m in models))
+    for m in models:
+        sc = result["models"][m].get("scores")
+        if sc:
+            lines.append(f"\n{m}: accuracy {100 * sc['accuracy']:.1f}% ({sc['correct']}/{sc['n']})")
+            lines.append("  true \\ predicted  " + " ".join(c[:7].rjust(7) for c in classes))
+            for c, row in zip(classes, sc["confusion"]):
+                lines.append(f"  {c:16s} " + " ".join(str(v).rjust(7) for v in row))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ser.predict", description=__doc__.split("\n\n")[0])
+    ap.add_argument("clips", help="folder of WAV files, or of class folders of WAV files")
+    ap.add_argument("--out", default="predictions_new.csv", help="CSV written here (default: %(default)s)")
+    args = ap.parse_args(argv)
+    try:
+        classify(args.clips, args.out)
+    except SerError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    print(f"\nwritten: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
