@@ -181,8 +181,8 @@ def must_run(graph, config_changed: set[str], changed: set[str]) -> set[str]:
     return set(config_changed) | {t for t, deps in graph.items() if deps & changed}
 
 
-def test_list_explains_every_task_in_build_order():
-    out = doit("list", "--all")
+def test_list_explains_every_task_in_build_order(tmp_path):
+    out = doit("list", "--all", "--db-file", str(tmp_path / "doit.db"))
     assert out.returncode == 0, out.stderr
     lines = [l for l in out.stdout.splitlines() if l.strip()]
     for l in lines:
