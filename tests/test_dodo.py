@@ -45,14 +45,22 @@ max_epochs = 2
 smooth_epochs = 1
 seeds = [0]
 """
-# doit's view of the task graph: {task: its file_dep}
+# doit's view of the task graph: {task: {"file_dep": [...], "uptodate": [checker class names]}}
 DUMP = """\
 import json
 import dodo
 from doit.loader import load_tasks
 tasks = load_tasks(vars(dodo))
-print(json.dumps({t.name: [str(p) for p in t.file_dep] for t in tasks if t.actions}))
+print(json.dumps({t.name: {"file_dep": [str(p) for p in t.file_dep],
+                           "uptodate": [type(u).__name__ for u, _, _ in t.uptodate]}
+                  for t in tasks if t.actions}))
 """
+
+
+def task_graph(project: Path, env=None) -> dict:
+    out = subprocess.run([sys.executable, "-c", DUMP], cwd=project, capture_output=True, text=True,
+                         env={**os.environ, **(env or {})}, timeout=120, check=True)
+    return json.loads(out.stdout)
 
 
 def doit(*args, env=None, cwd=ROOT, umask=-1):
@@ -139,9 +147,8 @@ class Build:
 
     def graph(self) -> dict[str, set[str]]:
         """{task: its file_dep, resolved}, as doit sees the copy."""
-        out = subprocess.run([sys.executable, "-c", DUMP], cwd=self.project, capture_output=True, text=True,
-                             env={**os.environ, **self.env}, timeout=120, check=True)
-        return {k: {str(Path(p).resolve()) for p in v} for k, v in json.loads(out.stdout).items()}
+        return {k: {str(Path(p).resolve()) for p in v["file_dep"]}
+                for k, v in task_graph(self.project, self.env).items()}
 
     def files(self) -> dict[str, str]:
         return snapshot(self.project, self.data, self.toml)
@@ -162,8 +169,9 @@ class Build:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """One full build on the tiny data set (under umask 022), shared by the tests
-    below; then a second doit run at once. Each test settles the build before
-    its change, so they do not depend on their order; changes stay in the copy."""
+    below; then a second doit run at once. A test's change stays in the copy
+    (discarded afterwards) and leaves the build settled by its own run; one
+    that did not is settled by the next test first, so order does not matter."""
     b = Build(tmp_path_factory.mktemp("build"))
     first = b.doit(umask=0o022)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -193,11 +201,7 @@ def test_list_explains_every_task_in_build_order(tmp_path):
 
 def test_every_task_has_one_config_changed_and_derived_code_deps():
     """doit saves every config_changed under one key: two per task make it stale forever."""
-    out = subprocess.run([sys.executable, "-c", DUMP.replace(
-        "t.name: [str(p) for p in t.file_dep]",
-        "t.name: [[str(p) for p in t.file_dep], [type(u).__name__ for u, _, _ in t.uptodate]]")],
-        cwd=ROOT, capture_output=True, text=True, check=True)
-    tasks = json.loads(out.stdout)
+    tasks = {k: (v["file_dep"], v["uptodate"]) for k, v in task_graph(ROOT).items()}
     assert set(tasks) == TASKS | {"data"}
     ser = ROOT / "ser"
     for name, (file_dep, uptodate) in tasks.items():
