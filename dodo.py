@@ -1,16 +1,32 @@
 """The build: audio -> features -> SVMs -> CNNs -> figures -> report.pdf.
 
     doit                      build everything (build/report.pdf)
-    doit list                 the tasks, each with what it does
+    doit list                 the tasks, each with what it does, in build order
     doit figures              only the figures
     doit data_dir=PATH        use another copy of the data set (or set SER_DATA)
+    SER_CONFIG=my.toml doit   with parameters overridden (see ser/config.py)
 
-Each task wraps one function of ``ser.pipeline``; its inputs are in
-``file_dep``, its outputs in ``targets``, and the parameters it reads in
-``config_changed``, so doit re-runs exactly what a change touches.
+Each task wraps one function of ``ser.pipeline``. doit re-runs a task when
+
+* a file in its ``file_dep`` changed content: its data files, and the ``ser/``
+  modules that function imports, found by ``ser.deps`` (transitively, lazy
+  imports included) rather than typed;
+* its one ``config_changed`` value changed: the parameter sections it reads,
+  the data set's path, and the source text of its ``ser.pipeline`` function
+  (with the same-module helpers it calls), so that editing one function of
+  ``ser/pipeline.py`` re-runs only its task.
+
+``ser/config.py`` is deliberately not a ``file_dep``: its values reach each
+task through ``config_changed``, so a changed parameter re-runs only the tasks
+that read it (as a file it would re-run everything). A code change in
+``ser/config.py`` that keeps every value (the TOML loader, say) re-runs
+nothing; ``doit forget`` or ``doit clean`` when that matters. Edits of this
+file are not tracked either.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import sys
 
@@ -18,26 +34,40 @@ from doit import get_var
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from ser.config import BUILD_DIR, CACHE_DIR, CONFIG, FIGURES_DIR, PROJECT_DIR, REPORT_DIR, RESULTS_DIR
-from ser.errors import SerError
+from ser.errors import ConfigError, SerError
+from ser.figures import FIGURES
+
+try:  # a bad override file ($SER_CONFIG) stops the build with its message alone
+    from ser.config import (BUILD_DIR, CACHE_DIR, CONFIG, FIGURES_DIR, IMAGES_DIR, MODELS_DIR, PROJECT_DIR,
+                            REPORT_DIR, RESULTS_DIR)
+except ConfigError as exc:
+    sys.exit(f"ERROR: {exc}")
 
 DOIT_CONFIG = {
     "default_tasks": ["report"],
     "verbosity": 2,
     "action_string_formatting": "new",
+    "sort": "definition",  # `doit list` in build order
 }
 
-SER = PROJECT_DIR / "ser"
-# Idle OpenMP threads sleep instead of spinning: with torch on 2 cores beside
-# other work, spinning made an epoch 20x slower. Set before torch is imported.
+# Set before torch is imported. Idle OpenMP threads sleep instead of spinning:
+# with torch on 2 cores beside other work, spinning made an epoch 20x slower.
+# The CPU kernels are pinned to AVX2 (oneDNN and ATen): on an AVX-512 machine
+# oneDNN's own choice changes the trained weights, so without the pin two
+# machines train different networks from the same seeds. (Threads: each
+# network task sets torch's thread count itself, ser.config.)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-IMAGES_DIR = BUILD_DIR / "images"
-MODELS_DIR = BUILD_DIR / "models"
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
 
-
-def _mods(*names: str) -> list[str]:
-    """The ser/ modules a task runs (a code change re-runs it)."""
-    return [str(SER / f"{n}.py") for n in names]
+FEATURES_NPZ = CACHE_DIR / "features.npz"
+PREDICTIONS_CSV = RESULTS_DIR / "predictions.csv"
+# the report's figures, one table (ser.figures.FIGURES) for the figure tasks and the report
+FIGS = {group: {role: FIGURES_DIR / name for role, name in files.items()} for group, files in FIGURES.items()}
+SVM_CONFUSION_FIGS = {r: FIGS["svm"][f"confusion_{r}"] for r in CONFIG.features.readings}
+# every results file the build writes (the report reads them all)
+RESULTS = {key: RESULTS_DIR / f"{key}.json" for key in
+           ("data", "features", "svm", "cnn1d", "images", "cnn2d", "summary", "mel_examples")}
 
 
 def _data():
@@ -52,8 +82,6 @@ def _data():
 
 
 DATA_DIR, WAVS, DATA_ERROR = _data()
-R = RESULTS_DIR
-F = FIGURES_DIR
 
 
 def _run(fn, *args, **kwargs):
@@ -73,19 +101,43 @@ def _run(fn, *args, **kwargs):
     return (action, [], {})
 
 
-def _data_dep():
-    return config_changed({"data_dir": str(DATA_DIR)})
+@functools.lru_cache(maxsize=None)
+def _code(fn):
+    """What ``fn`` (a ``ser.pipeline`` function) runs: ``ser.deps.Code``."""
+    from ser.deps import function_deps
+
+    return function_deps(fn, exclude=["ser.config"])
+
+
+def _code_files(fn) -> list[str]:
+    """The ``ser/`` modules ``fn`` imports, transitively: part of its task's ``file_dep``."""
+    return [str(p) for p in _code(fn).files]
+
+
+def _changed(fn, *params: str, data_dir: bool = False) -> config_changed:
+    """The task's one ``config_changed``: the source of ``fn``, the ``CONFIG``
+    sections (or top-level values) named in ``params``, and the data set's
+    path if the task reads the data set.
+
+    One per task: doit saves every ``config_changed`` under the same key, so a
+    second one would make the task stale forever.
+    """
+    value = {"code": _code(fn).digest, "config": CONFIG.params(*params)}
+    if data_dir:
+        value["data_dir"] = str(DATA_DIR)
+    return config_changed(value)
 
 
 def task_card():
     """Data-set card: clips per class and split, actors, rates, durations, leakage check."""
     from ser import pipeline
 
+    fn = pipeline.build_card
     return {
-        "actions": [_run(pipeline.build_card, DATA_DIR, R / "data.json", CONFIG)],
-        "file_dep": WAVS + _mods("card", "audio", "dataset", "pipeline"),
-        "targets": [R / "data.json"],
-        "uptodate": [_data_dep(), config_changed(CONFIG.section("mel"))],
+        "actions": [_run(fn, DATA_DIR, RESULTS["data"], CONFIG)],
+        "file_dep": WAVS + _code_files(fn),
+        "targets": [RESULTS["data"]],
+        "uptodate": [_changed(fn, "mel", data_dir=True)],
         "clean": True,
     }
 
@@ -94,11 +146,12 @@ def task_features():
     """Mel spectrograms (fast, = librosa) and SC/SBW/SBE per band, cached as .npz."""
     from ser import pipeline
 
+    fn = pipeline.build_features
     return {
-        "actions": [_run(pipeline.build_features, DATA_DIR, CACHE_DIR / "features.npz", R / "features.json", CONFIG)],
-        "file_dep": WAVS + _mods("features", "spectro", "extract", "audio", "dataset", "pipeline"),
-        "targets": [CACHE_DIR / "features.npz", R / "features.json"],
-        "uptodate": [_data_dep(), config_changed(CONFIG.section("mel") + CONFIG.section("features"))],
+        "actions": [_run(fn, DATA_DIR, FEATURES_NPZ, RESULTS["features"], CONFIG)],
+        "file_dep": WAVS + _code_files(fn),
+        "targets": [FEATURES_NPZ, RESULTS["features"]],
+        "uptodate": [_changed(fn, "mel", "features", data_dir=True)],
         "clean": True,
     }
 
@@ -107,70 +160,26 @@ def task_svm():
     """SVMs per feature type: the spec's C=10 RBF, and one tuned by leave-one-actor-out CV."""
     from ser import pipeline
 
+    fn = pipeline.build_svm
     return {
-        "actions": [_run(pipeline.build_svm, CACHE_DIR / "features.npz", R / "svm.json", CONFIG)],
-        "file_dep": [CACHE_DIR / "features.npz"] + _mods("svm", "metrics", "pipeline"),
-        "targets": [R / "svm.json"],
-        "uptodate": [config_changed(CONFIG.section("svm") + str(CONFIG.seed))],
+        "actions": [_run(fn, FEATURES_NPZ, RESULTS["svm"], CONFIG)],
+        "file_dep": [FEATURES_NPZ] + _code_files(fn),
+        "targets": [RESULTS["svm"]],
+        "uptodate": [_changed(fn, "svm", "features", "seed")],
         "clean": True,
     }
-
-
-def task_figures():
-    """Every figure of the report (PNG for spectrograms, SVG for plots) in figures/."""
-    from ser import pipeline
-
-    yield {
-        "name": "mel_examples",
-        "doc": "Mel spectrograms (dB) of one training and one test clip per class (item a).",
-        "actions": [_run(pipeline.figure_mel_examples, DATA_DIR, F / "mel_examples.png",
-                         R / "mel_examples.json", CONFIG)],
-        "file_dep": WAVS + _mods("figures", "plots", "spectro", "audio", "pipeline"),
-        "targets": [F / "mel_examples.png", R / "mel_examples.json"],
-        "uptodate": [_data_dep(), config_changed(CONFIG.section("mel"))],
-        "clean": True,
-    }
-    conf = {r: F / f"svm_confusion_{r}.svg" for r in CONFIG.features.readings}
-    yield {
-        "name": "svm",
-        "doc": "SVM accuracies with 95% intervals, and confusion matrices (item b).",
-        "actions": [_run(pipeline.figure_svm, R / "svm.json", F / "svm_accuracy.svg", conf)],
-        "file_dep": [R / "svm.json"] + _mods("figures", "plots", "pipeline"),
-        "targets": [F / "svm_accuracy.svg", *conf.values()],
-        "clean": True,
-    }
-    yield {
-        "name": "cnn1d",
-        "doc": "1D CNN learning curves (item c) and confusion matrices (item d).",
-        "actions": [_run(pipeline.figure_cnn1d, R / "cnn1d.json", CNN1D_FIGS)],
-        "file_dep": [R / "cnn1d.json"] + _mods("figures", "plots", "curves", "pipeline"),
-        "targets": list(CNN1D_FIGS.values()),
-        "clean": True,
-    }
-    yield {
-        "name": "cnn2d",
-        "doc": "Exported images (item e), learning curves (f), confusion matrices (g), augmentation (h).",
-        "actions": [_run(pipeline.figure_cnn2d, R / "images.json", R / "cnn2d.json", CNN2D_FIGS, CONFIG)],
-        "file_dep": [R / "images.json", R / "cnn2d.json"] + _mods("figures", "plots", "curves", "plots_images", "pipeline"),
-        "targets": list(CNN2D_FIGS.values()),
-        "clean": True,
-    }
-
-
-CNN1D_FIGS = {"curves": F / "cnn1d_curves.svg", "confusion": F / "cnn1d_confusion.svg"}
-CNN2D_FIGS = {"images": F / "cnn2d_images.png", "curves": F / "cnn2d_curves.svg",
-              "confusion": F / "cnn2d_confusion.svg", "augmentation": F / "cnn2d_augmentation.svg"}
 
 
 def task_cnn1d():
     """1D CNN on the raw waveform: choices by leave-one-actor-out validation, then seeds, tested once."""
     from ser import pipeline
 
+    fn = pipeline.build_cnn1d
     return {
-        "actions": [_run(pipeline.build_cnn1d, DATA_DIR, MODELS_DIR / "cnn1d", R / "cnn1d.json", CONFIG)],
-        "file_dep": WAVS + _mods("cnn1d", "training", "metrics", "audio", "dataset", "pipeline"),
-        "targets": [R / "cnn1d.json"],
-        "uptodate": [_data_dep(), config_changed(CONFIG.section("cnn1d"))],
+        "actions": [_run(fn, DATA_DIR, MODELS_DIR / "cnn1d", RESULTS["cnn1d"], CONFIG)],
+        "file_dep": WAVS + _code_files(fn),
+        "targets": [RESULTS["cnn1d"]],
+        "uptodate": [_changed(fn, "cnn1d", data_dir=True)],
         "clean": True,
     }
 
@@ -179,11 +188,12 @@ def task_images():
     """Spectrogram images (power-1 mel, log, 0-255) of every clip for the 2D CNN, in build/images/."""
     from ser import pipeline
 
+    fn = pipeline.build_images
     return {
-        "actions": [_run(pipeline.build_images, DATA_DIR, IMAGES_DIR, R / "images.json", CONFIG)],
-        "file_dep": WAVS + _mods("images", "spectro", "audio", "dataset", "pipeline"),
-        "targets": [R / "images.json"],
-        "uptodate": [_data_dep(), config_changed(CONFIG.section("mel") + CONFIG.section("cnn2d"))],
+        "actions": [_run(fn, DATA_DIR, IMAGES_DIR, RESULTS["images"], CONFIG)],
+        "file_dep": WAVS + _code_files(fn),
+        "targets": [RESULTS["images"]],
+        "uptodate": [_changed(fn, "mel", "cnn2d", data_dir=True)],
         "clean": True,
     }
 
@@ -192,25 +202,84 @@ def task_cnn2d():
     """2D CNN on the images: choices by leave-one-actor-out validation, then seeds x augmentation settings, tested once."""
     from ser import pipeline
 
+    fn = pipeline.build_cnn2d
     return {
-        "actions": [_run(pipeline.build_cnn2d, R / "images.json", MODELS_DIR / "cnn2d", R / "cnn2d.json", CONFIG)],
-        "file_dep": [R / "images.json"] + _mods("cnn2d", "augment", "images", "training", "metrics", "pipeline"),
-        "targets": [R / "cnn2d.json"],
-        "uptodate": [config_changed(CONFIG.section("cnn2d"))],
+        "actions": [_run(fn, RESULTS["images"], MODELS_DIR / "cnn2d", RESULTS["cnn2d"], CONFIG)],
+        "file_dep": [RESULTS["images"]] + _code_files(fn),
+        "targets": [RESULTS["cnn2d"]],
+        "uptodate": [_changed(fn, "cnn2d")],
         "clean": True,
     }
 
 
 def task_summary():
-    """Comparisons the report states in words: networks against the SVMs and targets, augmentation verdicts."""
+    """Networks against the SVMs per evaluation split, augmentation verdicts, every clip's predictions as CSV."""
     from ser import pipeline
 
+    fn = pipeline.build_summary
+    inputs = [RESULTS["svm"], RESULTS["cnn1d"], RESULTS["cnn2d"]]
     return {
-        "actions": [_run(pipeline.build_summary, R / "svm.json", R / "cnn1d.json", R / "cnn2d.json",
-                         R / "summary.json", CONFIG)],
-        "file_dep": [R / "svm.json", R / "cnn1d.json", R / "cnn2d.json"] + _mods("summary", "pipeline"),
-        "targets": [R / "summary.json"],
-        "uptodate": [config_changed(CONFIG.section("report"))],
+        "actions": [_run(fn, *inputs, RESULTS["summary"], PREDICTIONS_CSV)],
+        "file_dep": inputs + _code_files(fn),
+        "targets": [RESULTS["summary"], PREDICTIONS_CSV],
+        "uptodate": [_changed(fn)],
+        "clean": True,
+    }
+
+
+def task_figures():
+    """Every figure of the report (PNG for spectrograms, SVG for plots) in figures/."""
+    from ser import pipeline
+
+    fn = pipeline.figure_mel_examples
+    yield {
+        "name": "mel_examples",
+        "doc": "Mel spectrograms (dB) of one training and one test clip per class (item a).",
+        "actions": [_run(fn, DATA_DIR, FIGS["mel_examples"]["mel"], RESULTS["mel_examples"], CONFIG)],
+        "file_dep": WAVS + _code_files(fn),
+        "targets": [FIGS["mel_examples"]["mel"], RESULTS["mel_examples"]],
+        "uptodate": [_changed(fn, "mel", data_dir=True)],
+        "clean": True,
+    }
+    fn = pipeline.figure_svm
+    yield {
+        "name": "svm",
+        "doc": "SVM accuracies with 95% intervals, and confusion matrices (item b).",
+        "actions": [_run(fn, RESULTS["svm"], FIGS["svm"]["accuracy"], SVM_CONFUSION_FIGS)],
+        "file_dep": [RESULTS["svm"]] + _code_files(fn),
+        "targets": list(FIGS["svm"].values()),
+        "uptodate": [_changed(fn)],
+        "clean": True,
+    }
+    fn = pipeline.figure_cnn1d
+    yield {
+        "name": "cnn1d",
+        "doc": "1D CNN learning curves (item c) and confusion matrices (item d).",
+        "actions": [_run(fn, RESULTS["cnn1d"], FIGS["cnn1d"])],
+        "file_dep": [RESULTS["cnn1d"]] + _code_files(fn),
+        "targets": list(FIGS["cnn1d"].values()),
+        "uptodate": [_changed(fn)],
+        "clean": True,
+    }
+    fn = pipeline.figure_cnn2d
+    yield {
+        "name": "cnn2d",
+        "doc": "Exported images (item e), learning curves (f), confusion matrices (g), augmentation (h).",
+        "actions": [_run(fn, RESULTS["images"], RESULTS["cnn2d"], FIGS["cnn2d"], CONFIG)],
+        "file_dep": [RESULTS["images"], RESULTS["cnn2d"]] + _code_files(fn),
+        "targets": list(FIGS["cnn2d"].values()),
+        "uptodate": [_changed(fn, "cnn2d")],
+        "clean": True,
+    }
+    fn = pipeline.figure_summary
+    inputs = [RESULTS["svm"], RESULTS["cnn1d"], RESULTS["cnn2d"]]
+    yield {
+        "name": "summary",
+        "doc": "Every approach with its 95% interval per evaluation split, and accuracy per actor.",
+        "actions": [_run(fn, *inputs, FIGS["summary"])],
+        "file_dep": inputs + _code_files(fn),
+        "targets": list(FIGS["summary"].values()),
+        "uptodate": [_changed(fn)],
         "clean": True,
     }
 
@@ -220,33 +289,34 @@ def task_report():
     from ser import pipeline
     from ser.report import discover_sections
 
+    fn = pipeline.build_report
     sections = discover_sections(REPORT_DIR)
-    templates = [REPORT_DIR / "base.html.j2", REPORT_DIR / "print.css"]
-    templates += [REPORT_DIR / name for _, name in sections]
-    results = [R / f"{key}.json" for key, _ in sections]
-    figures = [F / "mel_examples.png", F / "svm_accuracy.svg"]
-    figures += [F / f"svm_confusion_{r}.svg" for r in CONFIG.features.readings]
-    figures += list(CNN1D_FIGS.values()) + list(CNN2D_FIGS.values())
+    templates = sorted(str(p) for p in REPORT_DIR.rglob("*") if p.is_file() and p.suffix in (".j2", ".css"))
+    results = sorted({*RESULTS.values(), *(RESULTS_DIR / f"{key}.json" for key, _ in sections)})
+    figures = [f for group in FIGS.values() for f in group.values()]
     return {
-        "actions": [_run(pipeline.build_report, REPORT_DIR, R, F, BUILD_DIR / "report.html",
+        "actions": [_run(fn, REPORT_DIR, RESULTS_DIR, FIGURES_DIR, BUILD_DIR / "report.html",
                          BUILD_DIR / "report.pdf")],
-        "file_dep": templates + results + figures + _mods("report", "pipeline"),
+        "file_dep": templates + results + figures + _code_files(fn),
         "targets": [BUILD_DIR / "report.html", BUILD_DIR / "report.pdf"],
+        # the appendix prints every parameter
+        "uptodate": [_changed(fn, *(f.name for f in dataclasses.fields(CONFIG)))],
         "clean": True,
     }
 
 
 def task_data():
-    """Build the Train/Test layout from a RAVDESS copy: doit data --src PATH|URL [--out DIR] [--train 1-4] [--test 5-8]."""
+    """Build the Train/Test layout from a RAVDESS copy: doit data --src PATH|URL [--out DIR] [--train 1-4] [--test 5-8] [--confirm 9-16]."""
 
-    def build(src, out, train, test):
+    def build(src, out, train, test, confirm):
         from ser import ravdess
 
         if not src:
             return TaskFailed("doit data needs --src: a folder of RAVDESS Actor_NN folders, "
                               "Audio_Speech_Actors_01-24.zip, or its URL")
         try:
-            done = ravdess.build_layout(src, out, emotions=dict(CONFIG.data.ravdess_emotions), train=train, test=test)
+            done = ravdess.build_layout(src, out, emotions=dict(CONFIG.data.ravdess_emotions), train=train, test=test,
+                                        confirm=confirm)
         except SerError as exc:
             print(f"ERROR: {exc}", file=sys.stderr)
             return TaskFailed(str(exc))
@@ -263,6 +333,35 @@ def task_data():
              "help": "where the layout is written (must not exist or be empty)"},
             {"name": "train", "long": "train", "default": fmt(CONFIG.data.train_actors), "help": "training actors"},
             {"name": "test", "long": "test", "default": fmt(CONFIG.data.test_actors), "help": "test actors"},
+            {"name": "confirm", "long": "confirm", "default": fmt(CONFIG.data.confirm_actors),
+             "help": "actors of an optional Confirm split (default: none)"},
+        ],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def task_predict():
+    """Classify new clips with the trained models: doit predict --clips DIR [--out FILE.csv] (not part of the default build)."""
+
+    def run(clips, out):
+        from ser.predict import classify
+
+        if not clips:
+            return TaskFailed("doit predict needs --clips DIR: a folder of WAV files, or of class folders of WAV files")
+        try:
+            classify(clips, out)
+        except SerError as exc:
+            print(f"ERROR: {exc}", file=sys.stderr)
+            return TaskFailed(str(exc))
+        print(f"written: {out}")
+        return None
+
+    return {
+        "actions": [run],
+        "params": [
+            {"name": "clips", "long": "clips", "default": "", "help": "folder of WAV files (or class folders)"},
+            {"name": "out", "long": "out", "default": str(BUILD_DIR / "predict.csv"), "help": "CSV written here"},
         ],
         "uptodate": [False],
         "verbosity": 2,

@@ -1,20 +1,38 @@
 """Every parameter of the build, in one place.
 
-Both ``ser/`` and ``dodo.py`` read :data:`CONFIG`. ``dodo.py`` passes
-``CONFIG.section("...")`` to doit's ``config_changed`` so that a changed value
-re-runs exactly the tasks that use it.
+Both ``ser/`` and ``dodo.py`` read :data:`CONFIG`. ``dodo.py`` passes the
+sections a task reads (``CONFIG.params("mel", ...)``) to doit's
+``config_changed`` so that a changed value re-runs exactly the tasks that use it.
+
+The defaults below can be overridden without editing code: point the
+``SER_CONFIG`` environment variable at a TOML file whose tables are named like
+the fields of :class:`Config`::
+
+    seed = 1
+    [cnn1d]
+    max_epochs = 2
+    seeds = [0]            # TOML arrays become tuples
+
+An unknown table or key is a :class:`~ser.errors.ConfigError` naming the file.
+A value that is ``None`` by default can be given a number, but ``None`` itself
+cannot be written in TOML.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .errors import ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BUILD_DIR = PROJECT_DIR / "build"
 CACHE_DIR = BUILD_DIR / "cache"
 RESULTS_DIR = BUILD_DIR / "results"
 MODELS_DIR = BUILD_DIR / "models"
+IMAGES_DIR = BUILD_DIR / "images"
 FIGURES_DIR = PROJECT_DIR / "figures"
 REPORT_DIR = PROJECT_DIR / "report"
 
@@ -163,8 +181,75 @@ class Config:
     seed: int = 0
 
     def section(self, name: str) -> str:
-        """A stable text of one section, for doit's ``config_changed``."""
+        """A stable text of one section."""
         return repr(dataclasses.asdict(getattr(self, name)))
 
+    def params(self, *names: str) -> dict:
+        """``{name: value}`` of some sections (or top-level values) as plain
+        JSON data, for doit's ``config_changed``."""
+        out = {}
+        for name in names:
+            value = getattr(self, name)
+            out[name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        return out
 
-CONFIG = Config()
+
+CONFIG_ENV = "SER_CONFIG"
+
+
+def _coerce(value, default, where: str):
+    """A TOML value as the type of the field's default (arrays -> tuples)."""
+    if isinstance(value, list):
+        if default is not None and not isinstance(default, tuple):
+            raise ConfigError(f"{where}: expected {type(default).__name__}, got an array")
+        return tuple(_coerce(v, None, where) for v in value)
+    if isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a value, got a table")
+    if default is None:  # a None default takes any value
+        return value
+    if isinstance(value, bool) or isinstance(default, bool):
+        ok = type(value) is type(default)
+    elif isinstance(default, float):  # 1 is fine where 1.0 is expected
+        ok, value = isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ConfigError(f"{where}: expected {type(default).__name__}, got {value!r}")
+    return value
+
+
+def _replace(obj, changes: dict, path: Path, prefix: str = ""):
+    """``obj`` (a frozen dataclass) with ``changes`` from a TOML table applied."""
+    fields = {f.name for f in dataclasses.fields(obj)}
+    new = {}
+    for key, value in changes.items():
+        where = f"{path}: [{prefix}] {key}" if prefix else f"{path}: {key}"
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(fields))})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: expected a table [{key}], got {value!r}")
+            new[key] = _replace(current, value, path, key)
+        else:
+            new[key] = _coerce(value, current, where)
+    return dataclasses.replace(obj, **new)
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """The defaults, with the overrides of the TOML file ``path`` (if any) applied."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            changes = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return _replace(Config(), changes, path)
+
+
+CONFIG_FILE = os.environ.get(CONFIG_ENV) or None  # the override file in use, if any
+CONFIG = load_config(CONFIG_FILE)

@@ -153,30 +153,17 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
     The tree is written beside ``out_root`` and swapped in whole, so images of
     an earlier data set never mix with the new ones.
     """
-    import os
-    import shutil
-    import tempfile
-
     from .images import export_images
+    from .io import atomic_dir
 
     say(f"data set: {data_dir}")
     out_root = Path(out_root)
-    out_root.parent.mkdir(parents=True, exist_ok=True)
     c = cfg.cnn2d
-    tmp = Path(tempfile.mkdtemp(dir=out_root.parent, prefix=f".{out_root.name}."))
-    try:
+    with atomic_dir(out_root) as tmp:
         t0 = time.perf_counter()
         records = export_images(data_dir, tmp, mel_cfg=cfg.mel, n_frames=c.n_frames, fix_floor=c.fix_floor,
                                 dynamic_range=c.dynamic_range, low_at_bottom=c.low_at_bottom, log=say)
         seconds = time.perf_counter() - t0
-        old = out_root.with_name(out_root.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if out_root.exists():
-            os.replace(out_root, old)
-        os.replace(tmp, out_root)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     for r in records:
         r["path"] = str(out_root / Path(r["path"]).relative_to(tmp))
     save_json(manifest_json, {"root": str(out_root),

@@ -8,7 +8,6 @@ URL of that archive (downloaded when the network allows).
 """
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from .dataset import RAVDESS_NAME
 from .errors import ConfigError, DataError
+from .io import atomic_dir
 
 
 def parse_actors(text: str | tuple | list) -> tuple[int, ...]:
@@ -77,9 +77,9 @@ def _download(url: str, dest: Path) -> Path:
 def build_layout(source: str, out_dir: str | Path, *, emotions: dict[str, str], train, test, confirm=()) -> dict:
     """Copy the wanted RAVDESS clips into ``out_dir/{Train,Test[,Confirm]}/<Class>/``.
 
-    The tree is built beside ``out_dir`` and moved into place at the end, so
-    an interrupted run leaves no half-built data set. An existing non-empty
-    ``out_dir`` is refused, never overwritten.
+    The tree is built beside ``out_dir`` and swapped into place at the end
+    (:func:`ser.io.atomic_dir`), so an interrupted run leaves no half-built
+    data set. An existing non-empty ``out_dir`` is refused, never overwritten.
     """
     out_dir = Path(out_dir)
     train, test, confirm = parse_actors(train), parse_actors(test), parse_actors(confirm)
@@ -87,15 +87,14 @@ def build_layout(source: str, out_dir: str | Path, *, emotions: dict[str, str], 
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DataError(f"{out_dir}: already exists and is not empty; remove it or choose another output")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.download.") as scratch, \
+            atomic_dir(out_dir) as tree:
         src = source
         if "://" in source:
-            src = str(_download(source, work / "ravdess.zip"))
+            src = str(_download(source, Path(scratch) / "ravdess.zip"))
         src_path = Path(src)
         if not src_path.exists():
             raise DataError(f"{src_path}: no such file or folder (expected RAVDESS Actor_NN folders or its zip)")
-        tree = work / "tree"
         if src_path.is_file():
             if not zipfile.is_zipfile(src_path):
                 raise DataError(f"{src_path}: not a zip archive")
@@ -118,11 +117,6 @@ def build_layout(source: str, out_dir: str | Path, *, emotions: dict[str, str], 
                    if not (tree / s / c).is_dir()]
         if missing:
             raise DataError(f"{src_path}: no clips for {', '.join(missing)} with these actors")
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(tree, out_dir)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     counts = {f"{s}/{c}": len(list((out_dir / s / c).glob("*.wav")))
               for s in splits for c in sorted(set(emotions.values()))}
     return {"out_dir": str(out_dir), "n_clips": len(jobs), "per_folder": counts}

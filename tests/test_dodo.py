@@ -1,43 +1,331 @@
-"""The task graph from the outside, as a user runs it."""
+"""The task graph from the outside, as a user runs it: the real doit.
+
+The build tests work on a copy of the project (dodo.py, ser/, report/) in a
+temporary folder, so their outputs land there (``PROJECT_DIR`` follows
+``ser/config.py``), never in this project's build/ or figures/. They run on a
+tiny synthetic data set, with a TOML override (``SER_CONFIG``) that makes the
+networks tiny. doit prints ``.  name`` for a task it runs and ``-- name`` for
+one it finds up to date; the tests compare those sets with what must run.
+"""
+import hashlib
+import json
 import os
+import re
+import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+import soundfile as sf
+
 ROOT = Path(__file__).resolve().parent.parent
+TASKS = {"card", "features", "svm", "cnn1d", "images", "cnn2d", "summary", "figures:mel_examples",
+         "figures:svm", "figures:cnn1d", "figures:cnn2d", "report"}
+TINY = """\
+# networks and searches as small as the build allows
+[svm]
+grid_C = [10.0]
+grid_gamma = ["scale"]
+grid_kernel = ["rbf"]
+grid_transform = ["none"]
+
+[cnn1d]
+max_epochs = 2
+smooth_epochs = 1
+grid_norm = ["spec"]
+grid_shift_s = [0.0]
+seeds = [0]
+threads = 1
+
+[cnn2d]
+max_epochs = 2
+smooth_epochs = 1
+seeds = [0]
+"""
+# doit's view of the task graph: {task: {"file_dep": [...], "uptodate": [checker class names]}}
+DUMP = """\
+import json
+import dodo
+from doit.loader import load_tasks
+tasks = load_tasks(vars(dodo))
+print(json.dumps({t.name: {"file_dep": [str(p) for p in t.file_dep],
+                           "uptodate": [type(u).__name__ for u, _, _ in t.uptodate]}
+                  for t in tasks if t.actions}))
+"""
 
 
-def doit(*args, env=None, cwd=ROOT):
+def task_graph(project: Path, env=None) -> dict:
+    out = subprocess.run([sys.executable, "-c", DUMP], cwd=project, capture_output=True, text=True,
+                         env={**os.environ, **(env or {})}, timeout=120, check=True)
+    return json.loads(out.stdout)
+
+
+def doit(*args, env=None, cwd=ROOT, umask=-1):
     return subprocess.run([sys.executable, "-m", "doit", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
+                          env={**os.environ, "MPLBACKEND": "Agg", **(env or {})}, timeout=300, umask=umask)
 
 
-def test_list_explains_every_task():
-    out = doit("list", "--all")
+def ran(out) -> set[str]:
+    """The tasks doit executed."""
+    return set(re.findall(r"^\.  (\S+)$", out.stdout, re.M))
+
+
+def up_to_date(out) -> set[str]:
+    return set(re.findall(r"^-- (\S+)$", out.stdout, re.M))
+
+
+def copy_project(dest: Path) -> Path:
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    dest.mkdir(parents=True)
+    shutil.copy2(ROOT / "dodo.py", dest / "dodo.py")
+    shutil.copytree(ROOT / "ser", dest / "ser", ignore=skip)
+    shutil.copytree(ROOT / "report", dest / "report", ignore=skip)
+    return dest
+
+
+def make_dataset(root: Path, train=(1, 2), test=(5,), statements=(1, 2), sr=16000) -> Path:
+    """RAVDESS-named clips, 1.75-2.25 s: per class a harmonic tone of its own
+    pitch and its own loudness rhythm, shifted a little per actor, in noise."""
+    codes = {"Angry": "05", "Calm": "02", "Happy": "03", "Sad": "04"}
+    for split, actors in (("Train", train), ("Test", test)):
+        for i, (name, code) in enumerate(codes.items()):
+            for actor in actors:
+                for st in statements:
+                    rng = np.random.default_rng(1000 * i + 10 * actor + st)
+                    t = np.arange(int(sr * (1.5 + 0.25 * st))) / sr
+                    f0 = 140.0 * (i + 1) * (1 + 0.03 * actor)
+                    y = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3))
+                    y *= 0.5 + 0.5 * np.sin(2 * np.pi * (1 + i) * t) ** 2
+                    y = 0.2 * y + 0.02 * rng.standard_normal(len(t))
+                    path = root / split / name / f"03-01-{code}-01-{st:02d}-01-{actor:02d}.wav"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    sf.write(str(path), y.astype(np.float32), sr, subtype="PCM_16")
+    return root
+
+
+def snapshot(*roots: Path) -> dict[str, str]:
+    """{resolved path: sha256} of every file under ``roots`` (no __pycache__)."""
+    out = {}
+    for root in roots:
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        for p in files:
+            if "__pycache__" not in p.parts:
+                out[str(p.resolve())] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+class Build:
+    """A project copy with its data set, override file and doit database."""
+
+    def __init__(self, base: Path):
+        self.project = copy_project(base / "project")
+        self.data = make_dataset(base / "EmotionSpeech")
+        self.toml = base / "tiny.toml"
+        self.toml.write_text(TINY)
+        self.db = base / "doit.db"
+
+    @property
+    def env(self):
+        return {"SER_CONFIG": str(self.toml), "SER_DATA": str(self.data)}
+
+    def doit(self, *args, **kw):
+        return doit("-f", str(self.project / "dodo.py"), "--db-file", str(self.db), *args,
+                    f"data_dir={self.data}", env=self.env, cwd=self.project, **kw)
+
+    settled = False  # every task up to date: the last run was a whole successful build
+
+    def run(self, *args) -> set[str]:
+        """Run doit; the set of tasks it executed (it must succeed)."""
+        self.settled = False
+        out = self.doit(*args)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        self.settled = not args
+        return ran(out)
+
+    def graph(self) -> dict[str, set[str]]:
+        """{task: its file_dep, resolved}, as doit sees the copy."""
+        return {k: {str(Path(p).resolve()) for p in v["file_dep"]}
+                for k, v in task_graph(self.project, self.env).items()}
+
+    def files(self) -> dict[str, str]:
+        return snapshot(self.project, self.data, self.toml)
+
+    def change_and_run(self, edit) -> tuple[set[str], set[str]]:
+        """Settle the build, apply ``edit()``, run doit once: (tasks run, files whose content changed)."""
+        if not self.settled:
+            self.run()
+        before = self.files()
+        self.settled = False
+        edit()
+        executed = self.run()
+        after = self.files()
+        changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+        return executed, changed
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One full build on the tiny data set (under umask 022), shared by the tests
+    below; then a second doit run at once. A test's change stays in the copy
+    (discarded afterwards) and leaves the build settled by its own run; one
+    that did not is settled by the next test first, so order does not matter."""
+    b = Build(tmp_path_factory.mktemp("build"))
+    first = b.doit(umask=0o022)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    b.first = ran(first)
+    b.second = b.doit()
+    b.settled = b.second.returncode == 0
+    b.graph_ = b.graph()
+    return b
+
+
+def must_run(graph, config_changed: set[str], changed: set[str]) -> set[str]:
+    """What doit must execute: the tasks whose parameters or code changed, and
+    every task with a file_dep whose content changed (doit compares checksums,
+    so a re-run that rewrote the same bytes re-runs nothing after it)."""
+    return set(config_changed) | {t for t, deps in graph.items() if deps & changed}
+
+
+def test_list_explains_every_task_in_build_order(tmp_path):
+    out = doit("list", "--all", "--db-file", str(tmp_path / "doit.db"))
     assert out.returncode == 0, out.stderr
     lines = [l for l in out.stdout.splitlines() if l.strip()]
-    assert {l.split()[0] for l in lines} >= {"card", "features", "svm", "figures", "report"}
     for l in lines:
         assert len(l.split(None, 1)) == 2, f"task without a description: {l}"
+    names = [l.split()[0] for l in lines if ":" not in l.split()[0]]
+    assert names == ["card", "features", "svm", "cnn1d", "images", "cnn2d", "summary", "figures", "report", "data"]
+
+
+def test_every_task_has_one_config_changed_and_derived_code_deps():
+    """doit saves every config_changed under one key: two per task make it stale forever."""
+    tasks = {k: (v["file_dep"], v["uptodate"]) for k, v in task_graph(ROOT).items()}
+    assert set(tasks) == TASKS | {"data"}
+    ser = ROOT / "ser"
+    for name, (file_dep, uptodate) in tasks.items():
+        if name == "data":
+            continue
+        assert uptodate == ["config_changed"], name
+        code = {Path(p).name for p in file_dep if Path(p).parent == ser}
+        # config.py is tracked by value, pipeline.py by function; ser/__init__.py always runs
+        assert "__init__.py" in code and not code & {"config.py", "pipeline.py"}, name
+    modules = {name: {Path(p).stem for p in file_dep} for name, (file_dep, _) in tasks.items()}
+    assert "svm" in modules["svm"] and "cnn1d" not in modules["svm"]
+    assert {"cnn1d", "training"} <= modules["cnn1d"] and "svm" not in modules["cnn1d"]
+    assert "report" in modules["report"] and "training" not in modules["report"]
 
 
 def test_bad_data_dir_fails_with_its_path_and_writes_nothing(tmp_path):
-    db = tmp_path / "doit.db"
-    out = doit("--db-file", str(db), "card", f"data_dir={tmp_path / 'nowhere'}")
-    assert out.returncode != 0
-    assert "nowhere" in out.stdout + out.stderr
-    assert "no data set found" in out.stdout + out.stderr
-
-
-def test_corrupt_clip_stops_the_build_naming_it_and_keeps_old_targets(tiny_dataset, tmp_path):
-    bad = tiny_dataset / "Test" / "Calm" / "03-01-02-01-01-01-05.wav"
-    bad.write_bytes(b"RIFF....WAVEnot really")
-    cache = ROOT / "build" / "cache" / "features.npz"
-    before = cache.stat().st_mtime_ns if cache.exists() else None
-    out = doit("--db-file", str(tmp_path / "doit.db"), "features", f"data_dir={tiny_dataset}")
-    assert out.returncode != 0
+    project = copy_project(tmp_path / "project")
+    before = snapshot(project)
+    out = doit("-f", str(project / "dodo.py"), "--db-file", str(tmp_path / "doit.db"), "--continue",
+               f"data_dir={tmp_path / 'nowhere'}", cwd=project)
     text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert f"no data set found (looked in: {tmp_path / 'nowhere'})" in text
+    assert "Traceback" not in text
+    assert snapshot(project) == before  # nothing written: no build/, no figures/, no temporaries
+    assert sorted(p.name for p in project.iterdir() if p.name != "__pycache__") == ["dodo.py", "report", "ser"]
+
+
+def test_bad_override_file_stops_doit_naming_file_and_key(tmp_path):
+    toml = tmp_path / "bad.toml"
+    toml.write_text("[cnn1d]\nmax_epoch = 2\n")
+    out = doit("list", "--db-file", str(tmp_path / "doit.db"), env={"SER_CONFIG": str(toml)})
+    assert out.returncode != 0
+    assert f"ERROR: {toml}: [cnn1d] max_epoch: unknown key" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_corrupt_clip_stops_the_build_naming_it_and_keeps_old_targets(tmp_path):
+    b = Build(tmp_path)
+    assert b.run("card", "features") == {"card", "features"}
+    targets = [b.project / "build" / "results" / "data.json", b.project / "build" / "cache" / "features.npz",
+               b.project / "build" / "results" / "features.json"]
+    old = {p: p.read_bytes() for p in targets}
+    bad_data = tmp_path / "BadSpeech"
+    shutil.copytree(b.data, bad_data)
+    bad = bad_data / "Test" / "Calm" / "03-01-02-01-01-01-05.wav"
+    bad.write_bytes(b"RIFF....WAVEnot really")
+    out = doit("-f", str(b.project / "dodo.py"), "--db-file", str(b.db), "--continue", "card", "features",
+               f"data_dir={bad_data}", env=b.env, cwd=b.project)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert ran(out) == {"card", "features"}  # both tried, both failed
     assert f"{bad}: cannot be read as audio" in text
     assert "Traceback" not in text
-    assert (cache.stat().st_mtime_ns if cache.exists() else None) == before
-    assert not list(cache.parent.glob(".features.npz.*")) if cache.parent.exists() else True
+    assert {p: p.read_bytes() for p in targets} == old  # byte for byte
+    leftovers = [p for p in (b.project / "build").rglob(".*")]
+    assert leftovers == []  # no temporary files
+
+
+@pytest.mark.slow
+def test_full_build_then_a_second_run_executes_nothing(built):
+    assert built.first == TASKS
+    assert built.second.returncode == 0
+    assert ran(built.second) == set()
+    assert up_to_date(built.second) == TASKS
+    assert (built.project / "build" / "report.pdf").stat().st_size > 0
+    # outputs follow the umask (022 here): 0644 files, 0755 folders
+    for p in [built.project / "build", built.project / "figures",
+              *(built.project / "build").rglob("*"), *(built.project / "figures").rglob("*")]:
+        assert stat.S_IMODE(p.stat().st_mode) == (0o755 if p.is_dir() else 0o644), p
+
+
+@pytest.mark.slow
+def test_editing_a_template_rerenders_the_report_only(built):
+    template = built.project / "report" / "sections" / "30-svm.html.j2"
+    executed, changed = built.change_and_run(
+        lambda: template.write_text(template.read_text() + "\n<p>One more sentence.</p>\n"))
+    assert executed == {"report"}, sorted(changed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("old, new, readers", [
+    ("grid_C = [10.0]\n", "grid_C = [10.0, 100.0]\n", {"svm"}),
+    ("[cnn2d]\n", "[report]\ntarget_cnn1d = 0.5\n\n[cnn2d]\n", {"summary"}),
+])
+def test_a_parameter_change_reruns_the_tasks_that_read_it(built, old, new, readers):
+    def edit():
+        text = built.toml.read_text()
+        assert old in text
+        built.toml.write_text(text.replace(old, new, 1))
+
+    executed, changed = built.change_and_run(edit)
+    assert readers <= executed
+    assert executed == must_run(built.graph_, readers, changed), sorted(changed)
+    assert not executed & {"card", "features", "cnn1d", "images", "cnn2d", "figures:mel_examples"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module, importers, others", [
+    ("svm.py", {"svm"}, {"card", "features", "cnn1d", "images", "cnn2d", "figures:mel_examples",
+                         "figures:cnn1d", "figures:cnn2d"}),
+    ("summary.py", {"summary"}, TASKS - {"summary", "report"}),
+])
+def test_editing_a_module_reruns_the_tasks_whose_code_imports_it(built, module, importers, others):
+    path = built.project / "ser" / module
+    assert {t for t, deps in built.graph_.items() if str(path.resolve()) in deps} == importers
+    executed, changed = built.change_and_run(lambda: path.write_text(path.read_text() + "\n# edited\n"))
+    assert importers <= executed
+    assert executed == must_run(built.graph_, set(), changed), sorted(changed)
+    assert not executed & others
+
+
+@pytest.mark.slow
+def test_editing_one_pipeline_function_reruns_its_task_only(built):
+    pipeline = built.project / "ser" / "pipeline.py"
+    text = pipeline.read_text()
+    head = "def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, cfg) -> None:\n"
+    assert head in text
+
+    def edit():
+        pipeline.write_text(text.replace(head, head + "    # edited: only this function's task re-runs\n"))
+
+    executed, changed = built.change_and_run(edit)
+    assert "summary" in executed
+    assert executed == must_run(built.graph_, {"summary"}, changed), sorted(changed)
+    assert executed <= {"summary", "report"}
