@@ -24,8 +24,11 @@ def build_card(data_dir, out_json, cfg) -> None:
     from .card import build_card as _card
 
     say(f"data set: {data_dir}")
+    t0 = time.perf_counter()
     clips = list_clips(data_dir)
-    save_json(out_json, _card(clips, class_names(data_dir), str(data_dir), cfg.mel.hop_s))
+    card = _card(clips, class_names(data_dir), str(data_dir), cfg.mel.hop_s)
+    card["seconds"] = time.perf_counter() - t0
+    save_json(out_json, card)
 
 
 def feature_facts(cfg, sr_hz: int) -> dict:
