@@ -131,9 +131,15 @@ def versions() -> dict:
     return out
 
 
-def build_report(report_dir, results_dir, figures_dir, html_path, pdf_path) -> None:
-    from .report import write_report
+def build_report(report_dir, results_dir, figures_dir, html_path, pdf_path, cfg=None) -> None:
+    """The PDF (and HTML), with the build's facts for the appendix.
 
+    The data set is named by its folder's name and fingerprint (``data.json``).
+    """
+    from .config import CONFIG
+    from .report import build_facts, write_report
+
+    cfg = CONFIG if cfg is None else cfg
     card = load_json(Path(results_dir) / "data.json")
     meta = {
         "title": "Speech emotion recognition with spectral features and deep learning",
@@ -141,8 +147,10 @@ def build_report(report_dir, results_dir, figures_dir, html_path, pdf_path) -> N
         "dataset_name": "EmotionSpeech (RAVDESS speech subset)",
         "n_clips": card["n_clips"],
         "classes": card["classes"],
-        "data_dir": card["data_dir"],
-        "versions": versions(),
+        "data_name": card["data_name"],
+        "fingerprint": card["fingerprint_sha256"],
+        "split_clips": {name: s["n_clips"] for name, s in card["splits"].items()},
+        "build": build_facts(results_dir, cfg, Path(report_dir).resolve().parent, card["data_dir"]),
     }
     write_report(report_dir, results_dir, html_path, pdf_path, figures_dir, meta)
     say(f"report: {pdf_path}")

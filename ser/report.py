@@ -3,19 +3,22 @@
 A section is one template ``report/sections/NN-key.html.j2`` and one results
 file ``build/results/key.json``; the template sees that file as ``r`` (and
 every results file of the folder as ``results[name]``). Sections appear in the order of NN. To add
-a section, add both files: nothing else changes.
+a section, add both files: nothing else changes. A second section may read the
+same results file: ``NN-key.name.html.j2`` (the appendix, ``90-data.appendix``,
+reads ``data.json`` and the build facts in ``meta``).
 """
 from __future__ import annotations
 
 import html
 import math
+import os
 import re
 from pathlib import Path
 
 from .errors import ConfigError, SerError
 from .io import atomic_path, load_json
 
-SECTION_NAME = re.compile(r"^(\d+)-([a-z0-9_]+)\.html\.j2$")
+SECTION_NAME = re.compile(r"^(\d+)-([a-z0-9_]+)(?:\.[a-z0-9_]+)?\.html\.j2$")
 HEADING = re.compile(r'<h([23]) id="([^"]+)"[^>]*>(.*?)</h\1>', re.S)
 
 
@@ -25,7 +28,8 @@ def discover_sections(report_dir: str | Path) -> list[tuple[str, str]]:
     for p in sorted((Path(report_dir) / "sections").glob("*.html.j2")):
         m = SECTION_NAME.match(p.name)
         if not m:
-            raise ConfigError(f"{p}: a section template is named NN-key.html.j2 (e.g. 20-svm.html.j2)")
+            raise ConfigError(f"{p}: a section template is named NN-key.html.j2 (e.g. 20-svm.html.j2) "
+                              "or NN-key.name.html.j2")
         found.append((int(m.group(1)), m.group(2), f"sections/{p.name}"))
     return [(key, name) for _, key, name in sorted(found)]
 
@@ -62,11 +66,13 @@ def make_env(report_dir: str | Path):
     return env
 
 
-def render_html(report_dir, results_dir, figures_rel: str, meta: dict) -> str:
+def render_html(report_dir, results_dir, figures_rel: str, meta: dict, *, screen: dict | None = None) -> str:
     """The whole report as one HTML string.
 
     Sections are rendered first; their ``<h2 id>``/``<h3 id>`` headings make
-    the table of contents, so no title is written twice.
+    the table of contents, so no title is written twice. ``screen`` is None
+    for the PDF; for the HTML twin it holds what only the screen shows
+    (``audio``: clip key -> ``data:`` URI; ``predictions_csv``: a link or None).
     """
     from markupsafe import Markup
 
@@ -79,10 +85,12 @@ def render_html(report_dir, results_dir, figures_rel: str, meta: dict) -> str:
                            "(run its doit task)")
     bodies = []
     for key, name in sections:
-        bodies.append(env.get_template(name).render(r=results[key], results=results, fig=figures_rel, meta=meta))
+        bodies.append(env.get_template(name).render(r=results[key], results=results, fig=figures_rel, meta=meta,
+                                                    screen=screen))
     body = "\n".join(bodies)
     toc = [{"level": int(lv), "id": i, "title": Markup(t).striptags()} for lv, i, t in HEADING.findall(body)]
-    return env.get_template("base.html.j2").render(body=Markup(body), toc=toc, meta=meta, results=results)
+    return env.get_template("base.html.j2").render(body=Markup(body), toc=toc, meta=meta, results=results,
+                                                   screen=screen)
 
 
 def check_images(html_text: str, base_dir: Path) -> None:
@@ -96,6 +104,232 @@ def check_images(html_text: str, base_dir: Path) -> None:
             missing.append(str((base_dir / src).resolve()))
     if missing:
         raise SerError("the report refers to missing figures: " + ", ".join(missing))
+
+
+# -- facts of the build for the reproducibility appendix ---------------------
+
+PACKAGES = (
+    ("numpy", ("numpy",)),
+    ("scipy", ("scipy",)),
+    ("librosa", ("librosa",)),
+    ("soundfile", ("soundfile",)),
+    ("scikit-learn", ("scikit-learn",)),
+    ("torch", ("torch",)),
+    ("opencv", ("opencv-python-headless", "opencv-python", "opencv-contrib-python", "opencv-contrib-python-headless")),
+    ("matplotlib", ("matplotlib",)),
+    ("jinja2", ("jinja2",)),
+    ("weasyprint", ("weasyprint",)),
+    ("doit", ("doit",)),
+)
+# results file -> the doit task that writes it, in build order
+STEP_TASKS = {"data": "card", "features": "features", "svm": "svm", "images": "images",
+              "cnn1d": "cnn1d", "cnn2d": "cnn2d", "summary": "summary"}
+STEP_TIME_FIELDS = ("seconds", "timings_s", "extract_seconds")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed version of each package the build uses (by distribution name)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for label, dists in PACKAGES:
+        out[label] = "not installed"
+        for d in dists:
+            try:
+                out[label] = version(d)
+                break
+            except PackageNotFoundError:
+                continue
+    return out
+
+
+def cpu_facts() -> dict:
+    """CPU model, physical cores and logical CPUs (from /proc/cpuinfo where there is one)."""
+    import platform
+
+    model, cores = None, set()
+    try:
+        for block in Path("/proc/cpuinfo").read_text().split("\n\n"):
+            fields = dict(line.split(":", 1) for line in block.splitlines() if ":" in line)
+            fields = {k.strip(): v.strip() for k, v in fields.items()}
+            model = model or fields.get("model name") or fields.get("Model") or fields.get("cpu model")
+            if "core id" in fields:
+                cores.add((fields.get("physical id"), fields["core id"]))
+    except OSError:
+        pass
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "model": model or platform.processor() or platform.machine() or "unknown",
+        "physical_cores": len(cores) or None,
+        "logical_cpus": os.cpu_count(),
+        "available_cpus": available,
+    }
+
+
+def gpu_facts() -> list[str]:
+    """Names of the CUDA devices torch sees (empty: CPU only)."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    if not torch.cuda.is_available():
+        return []
+    return [f"{torch.cuda.get_device_name(i)} (CUDA {torch.version.cuda})" for i in range(torch.cuda.device_count())]
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def step_seconds(results: dict[str, dict]) -> list[dict]:
+    """Wall time of each build step, read from its results file.
+
+    Tolerant of the schema: a top-level ``seconds``, ``timings_s`` or
+    ``extract_seconds`` that is a number is the step's time; a mapping gives
+    its ``total`` (None when absent) and its other numbers as phases (keys
+    naming threads are not times). A file without any of them is left out.
+
+    Returns
+    -------
+    list of {"step": task name, "file": "key.json", "seconds": float or None,
+    "phases": {name: seconds}}, in build order.
+    """
+    order = list(STEP_TASKS) + sorted(k for k in results if k not in STEP_TASKS)
+    out = []
+    for key in order:
+        res = results.get(key)
+        if not isinstance(res, dict):
+            continue
+        for field in STEP_TIME_FIELDS:
+            v = res.get(field)
+            if _is_number(v):
+                out.append({"step": STEP_TASKS.get(key, key), "file": f"{key}.json", "seconds": float(v), "phases": {}})
+                break
+            if isinstance(v, dict):
+                phases = {k: float(x) for k, x in v.items() if _is_number(x) and k != "total" and "thread" not in k}
+                total = float(v["total"]) if _is_number(v.get("total")) else None
+                if total is None and not phases:
+                    continue
+                out.append({"step": STEP_TASKS.get(key, key), "file": f"{key}.json", "seconds": total,
+                            "phases": phases})
+                break
+    return out
+
+
+def recorded_threads(results: dict[str, dict]) -> dict[str, int]:
+    """torch threads a step recorded in its results (``threads``/``torch_threads``, up to one level down)."""
+    names = ("torch_threads", "threads")
+    out = {}
+    for key, res in results.items():
+        if not isinstance(res, dict):
+            continue
+        places = [res] + [v for v in res.values() if isinstance(v, dict)]
+        for place in places:
+            n = next((place[k] for k in names if _is_number(place.get(k))), None)
+            if n is not None:
+                out[STEP_TASKS.get(key, key)] = int(n)
+                break
+    return out
+
+
+def _config_text(v) -> str:
+    """A config value in a few characters: tuples as comma lists, nested ones in brackets."""
+    if isinstance(v, (tuple, list)):
+        if not v:
+            return "()"
+        return ", ".join(f"({_config_text(x)})" if isinstance(x, (tuple, list)) and x else _config_text(x) for x in v)
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def config_tables(cfg) -> list[dict]:
+    """Every value of the build's config, one table per section.
+
+    Returns
+    -------
+    list of {"section": name, "doc": first docstring line, "rows": [(field, text)]};
+    top-level values (the global seed) come first as section "build".
+    """
+    import dataclasses
+
+    top = {"section": "build", "doc": "Top-level values.", "rows": []}
+    out = []
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            doc = (type(v).__doc__ or "").strip().splitlines()[0].replace("`", "") if type(v).__doc__ else ""
+            out.append({"section": f.name, "doc": doc,
+                        "rows": [(k, _config_text(x)) for k, x in dataclasses.asdict(v).items()]})
+        else:
+            top["rows"].append((f.name, _config_text(v)))
+    return ([top] if top["rows"] else []) + out
+
+
+def config_seeds(cfg) -> dict[str, str]:
+    """Every config value whose name holds "seed", as ``section.field`` -> text."""
+    import dataclasses
+
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            out.update({f"{f.name}.{k}": _config_text(x) for k, x in dataclasses.asdict(v).items() if "seed" in k})
+        elif "seed" in f.name:
+            out[f.name] = _config_text(v)
+    return out
+
+
+def source_commit(project_dir) -> dict | None:
+    """The git commit of the sources, and whether tracked files differ from it (None outside git)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(project_dir), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=20, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(project_dir), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": head, "modified": bool(dirty)}
+
+
+def build_facts(results_dir, cfg, project_dir, data_dir) -> dict:
+    """What the appendix states about the build: software, machine, config, times, how to rebuild.
+
+    Parameters
+    ----------
+    data_dir : the data set's root as the build read it; only compared with
+        the default location here (whether ``doit`` needs ``data_dir=``).
+    """
+    import platform
+
+    from .dataset import find_data_dir
+    from .errors import DataError
+
+    results = {p.name[: -len(".json")]: load_json(p) for p in sorted(Path(results_dir).glob("*.json"))}
+    saved = os.environ.pop("SER_DATA", None)  # where a fresh checkout would look, without the variable
+    try:
+        default = find_data_dir()
+    except DataError:
+        default = None
+    finally:
+        if saved is not None:
+            os.environ["SER_DATA"] = saved
+    return {
+        "python": platform.python_version(),
+        "python_impl": platform.python_implementation(),
+        "system": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "packages": package_versions(),
+        "cpu": cpu_facts(),
+        "gpus": gpu_facts(),
+        "torch_threads": recorded_threads(results),
+        "config": config_tables(cfg),
+        "seeds": config_seeds(cfg),
+        "steps": step_seconds(results),
+        "source": source_commit(project_dir),
+        "data_is_default": default is not None and Path(default).resolve() == Path(data_dir).resolve(),
+    }
 
 
 def write_report(report_dir, results_dir, html_path, pdf_path, figures_dir, meta: dict) -> None:
