@@ -132,15 +132,19 @@ def versions() -> dict:
 
 
 def build_report(report_dir, results_dir, figures_dir, html_path, pdf_path, cfg=None) -> None:
-    """The PDF (and HTML), with the build's facts for the appendix.
+    """The PDF and its self-contained HTML twin, with the build's facts for the appendix.
 
-    The data set is named by its folder's name and fingerprint (``data.json``).
+    The data set is named by its folder's name and fingerprint (``data.json``);
+    the example clips of item a are read from the folder the card was made
+    from, for the HTML's audio players.
     """
     from .config import CONFIG
     from .report import build_facts, write_report
 
     cfg = CONFIG if cfg is None else cfg
     card = load_json(Path(results_dir) / "data.json")
+    examples = Path(results_dir) / "mel_examples.json"
+    keys = load_json(examples)["clips"] if examples.is_file() else []
     meta = {
         "title": "Speech emotion recognition with spectral features and deep learning",
         "subtitle": "Spectral features and SVMs, a 1D CNN on the waveform, and a 2D CNN on mel-spectrogram images",
@@ -152,7 +156,8 @@ def build_report(report_dir, results_dir, figures_dir, html_path, pdf_path, cfg=
         "split_clips": {name: s["n_clips"] for name, s in card["splits"].items()},
         "build": build_facts(results_dir, cfg, Path(report_dir).resolve().parent, card["data_dir"]),
     }
-    write_report(report_dir, results_dir, html_path, pdf_path, figures_dir, meta)
+    audio = {k: Path(card["data_dir"]) / k for k in keys}
+    write_report(report_dir, results_dir, html_path, pdf_path, figures_dir, meta, audio_clips=audio)
     say(f"report: {pdf_path}")
 
 

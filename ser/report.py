@@ -6,9 +6,15 @@ every results file of the folder as ``results[name]``). Sections appear in the o
 a section, add both files: nothing else changes. A second section may read the
 same results file: ``NN-key.name.html.j2`` (the appendix, ``90-data.appendix``,
 reads ``data.json`` and the build facts in ``meta``).
+
+The same templates give two documents. The PDF is rendered with ``print.css``
+(``screen`` is None in the templates). The HTML twin is rendered with
+``screen`` set: ``screen.css`` in a ``<style>``, every figure and the example
+clips embedded as ``data:`` URIs, so the one file works wherever it is moved.
 """
 from __future__ import annotations
 
+import base64
 import html
 import math
 import os
@@ -19,6 +25,8 @@ from .errors import ConfigError, SerError
 from .io import atomic_path, load_json
 
 SECTION_NAME = re.compile(r"^(\d+)-([a-z0-9_]+)(?:\.[a-z0-9_]+)?\.html\.j2$")
+IMG_SRC = re.compile(r'(<img[^>]*\ssrc=")([^"]+)(")')
+MIME = {".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 HEADING = re.compile(r'<h([23]) id="([^"]+)"[^>]*>(.*?)</h\1>', re.S)
 
 
@@ -98,12 +106,61 @@ def check_images(html_text: str, base_dir: Path) -> None:
     missing = []
     for src in re.findall(r'<img[^>]*\ssrc="([^"]+)"', html_text):
         src = html.unescape(src)
-        if "://" in src:
+        if "://" in src or src.startswith("data:"):
             continue
         if not (base_dir / src).is_file():
             missing.append(str((base_dir / src).resolve()))
     if missing:
         raise SerError("the report refers to missing figures: " + ", ".join(missing))
+
+
+# -- the HTML twin: one file that works wherever it is moved -----------------
+
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def inline_images(html_text: str, base_dir: Path) -> str:
+    """Every local ``<img src>`` replaced by a ``data:`` URI of the file.
+
+    SVG stays vector (``image/svg+xml``), PNG stays PNG. Call
+    :func:`check_images` first: a missing file raises here too.
+    """
+    def embed(m: re.Match) -> str:
+        src = html.unescape(m.group(2))
+        if "://" in src or src.startswith("data:"):
+            return m.group(0)
+        path = base_dir / src
+        mime = MIME.get(path.suffix.lower())
+        if mime is None:
+            raise SerError(f"{path}: a figure must be one of {', '.join(MIME)} to be embedded")
+        return m.group(1) + data_uri(path.read_bytes(), mime) + m.group(3)
+
+    return IMG_SRC.sub(embed, html_text)
+
+
+def audio_data_uri(path, *, max_sr_hz: int = 16000) -> str:
+    """A clip as ``data:audio/wav;base64,...``: mono, 16-bit PCM, at most ``max_sr_hz``.
+
+    For listening in the HTML twin only (a 3.5 s clip is about 150 kB of text);
+    the analysis never reads this copy.
+    """
+    import io
+
+    import numpy as np
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    from .audio import read_mono
+
+    y, sr_hz = read_mono(path)
+    if sr_hz > max_sr_hz:
+        g = math.gcd(int(sr_hz), int(max_sr_hz))
+        y = resample_poly(y, max_sr_hz // g, sr_hz // g)
+        sr_hz = max_sr_hz
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(y, -1.0, 1.0), sr_hz, format="WAV", subtype="PCM_16")
+    return data_uri(buf.getvalue(), "audio/wav")
 
 
 # -- facts of the build for the reproducibility appendix ---------------------
@@ -332,24 +389,47 @@ def build_facts(results_dir, cfg, project_dir, data_dir) -> dict:
     }
 
 
-def write_report(report_dir, results_dir, html_path, pdf_path, figures_dir, meta: dict) -> None:
-    """Render HTML and PDF atomically; the HTML sits beside the PDF and works on its own."""
+def write_report(report_dir, results_dir, html_path, pdf_path, figures_dir, meta: dict, *,
+                 audio_clips: dict | None = None) -> None:
+    """Render the PDF and its HTML twin atomically.
+
+    The PDF uses ``print.css`` and the figures as files. The HTML
+    (``html_path``) is one self-contained file: ``screen.css`` inlined, every
+    figure and each clip of ``audio_clips`` (key -> WAV path) embedded as a
+    ``data:`` URI; ``results/predictions.csv`` is linked when it exists. A
+    missing figure fails both.
+    """
     import logging
-    import os
 
     from weasyprint import CSS, HTML
 
-    html_path, pdf_path = Path(html_path), Path(pdf_path)
-    figures_rel = os.path.relpath(figures_dir, html_path.parent)
+    report_dir, html_path, pdf_path = Path(report_dir), Path(html_path), Path(pdf_path)
+    screen_css = report_dir / "screen.css"
+    if not screen_css.is_file():
+        raise SerError(f"{screen_css}: the HTML report's stylesheet is missing")
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    figures_rel = Path(os.path.relpath(figures_dir, html_path.parent)).as_posix()
+    # Both documents are made before either is written: a failure leaves the old pair.
     text = render_html(report_dir, results_dir, figures_rel, meta)
     check_images(text, html_path.parent)
+    predictions = Path(results_dir) / "predictions.csv"
+    screen = {
+        "audio": {key: audio_data_uri(path) for key, path in (audio_clips or {}).items()},
+        "predictions_csv": (Path(os.path.relpath(predictions, html_path.parent)).as_posix()
+                            if predictions.is_file() else None),
+    }
+    page = render_html(report_dir, results_dir, figures_rel, meta, screen=screen)
+    check_images(page, html_path.parent)
+    page = inline_images(page, html_path.parent)
+    style = screen_css.read_text(encoding="utf-8")
+    page = page.replace("</head>", f"<style>\n{style}</style>\n</head>", 1)
+
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     # Font subsets carry a "modified" time; a fixed one makes equal inputs give
     # byte-identical PDFs (fontTools reads SOURCE_DATE_EPOCH).
     os.environ.setdefault("SOURCE_DATE_EPOCH", "946684800")
-    css = CSS(filename=str(Path(report_dir) / "print.css"))
+    css = CSS(filename=str(report_dir / "print.css"))
     with atomic_path(pdf_path) as tmp:
         HTML(string=text, base_url=str(html_path.parent) + "/").write_pdf(str(tmp), stylesheets=[css])
     with atomic_path(html_path) as tmp:
-        css_rel = os.path.relpath(Path(report_dir) / "print.css", html_path.parent)
-        tmp.write_text(text.replace("</head>", f'<link rel="stylesheet" href="{css_rel}"></head>', 1))
+        tmp.write_text(page, encoding="utf-8")
