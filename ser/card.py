@@ -4,12 +4,17 @@ Leakage is checked two ways, across every pair of splits present (Train, Test
 and the optional Confirm): an actor found in two splits (from RAVDESS file
 names), and the same audio in two splits (SHA-256 of the decoded samples, so a
 re-encoded or renamed copy is caught too).
+
+The same per-clip hashes give the data set a fingerprint that names it in the
+report instead of a machine's path: equal for a moved or copied folder, and
+different as soon as one clip's samples, name or class changes.
 """
 from __future__ import annotations
 
 import hashlib
 import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +42,20 @@ def clip_record(clip: Clip) -> dict:
     }
 
 
+def fingerprint(records: list[dict]) -> str:
+    """SHA-256 naming a data set by its content, not by where it lies.
+
+    One line ``key<TAB>sr_hz<TAB>audio_sha256<LF>`` per clip, in the order of
+    the keys (``Split/Class/file.wav``), hashed together; every split in
+    ``records`` counts. Moving the folder changes nothing; changing one
+    sample, renaming a clip or moving it to another class changes the hash.
+    """
+    h = hashlib.sha256()
+    for r in sorted(records, key=lambda r: r["key"]):
+        h.update(f"{r['key']}\t{r['sr_hz']}\t{r['audio_sha256']}\n".encode())
+    return h.hexdigest()
+
+
 def _describe(values) -> dict:
     v = np.asarray(values, float)
     return {"min": float(v.min()), "mean": float(v.mean()), "max": float(v.max())}
@@ -44,7 +63,16 @@ def _describe(values) -> dict:
 
 def summarise(records: list[dict], class_names: list[str], data_dir: str, hop_s: float) -> dict:
     """Counts per class and split, actors, sample rates, durations, channels, leakage."""
-    card = {"data_dir": data_dir, "classes": class_names, "n_clips": len(records), "splits": {}}
+    card = {
+        "data_dir": data_dir,  # the HTML appendix shows it; the PDF names the data by name and fingerprint
+        "data_name": Path(data_dir).name,
+        "fingerprint_sha256": fingerprint(records),
+        "fingerprint_rule": "SHA-256 over one line 'key<TAB>sr_hz<TAB>audio_sha256<LF>' per clip, keys sorted; "
+                            "audio_sha256 is the SHA-256 of the clip's decoded mono float32 samples",
+        "classes": class_names,
+        "n_clips": len(records),
+        "splits": {},
+    }
     present = {r["split"] for r in records}
     for split in SPLITS + tuple(s for s in OPTIONAL_SPLITS if s in present):
         rs = [r for r in records if r["split"] == split]

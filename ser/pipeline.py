@@ -24,8 +24,11 @@ def build_card(data_dir, out_json, cfg) -> None:
     from .card import build_card as _card
 
     say(f"data set: {data_dir}")
+    t0 = time.perf_counter()
     clips = list_clips(data_dir)
-    save_json(out_json, _card(clips, class_names(data_dir), str(data_dir), cfg.mel.hop_s))
+    card = _card(clips, class_names(data_dir), str(data_dir), cfg.mel.hop_s)
+    card["seconds"] = time.perf_counter() - t0
+    save_json(out_json, card)
 
 
 def build_features(data_dir, out_npz, out_json, cfg) -> None:
@@ -96,20 +99,33 @@ def versions() -> dict:
     return out
 
 
-def build_report(report_dir, results_dir, figures_dir, html_path, pdf_path) -> None:
-    from .report import write_report
+def build_report(report_dir, results_dir, figures_dir, html_path, pdf_path, cfg=None) -> None:
+    """The PDF and its self-contained HTML twin, with the build's facts for the appendix.
 
+    The data set is named by its folder's name and fingerprint (``data.json``);
+    the example clips of item a are read from the folder the card was made
+    from, for the HTML's audio players.
+    """
+    from .config import CONFIG
+    from .report import build_facts, write_report
+
+    cfg = CONFIG if cfg is None else cfg
     card = load_json(Path(results_dir) / "data.json")
+    examples = Path(results_dir) / "mel_examples.json"
+    keys = load_json(examples)["clips"] if examples.is_file() else []
     meta = {
         "title": "Speech emotion recognition with spectral features and deep learning",
         "subtitle": "Spectral features and SVMs, a 1D CNN on the waveform, and a 2D CNN on mel-spectrogram images",
         "dataset_name": "EmotionSpeech (RAVDESS speech subset)",
         "n_clips": card["n_clips"],
         "classes": card["classes"],
-        "data_dir": card["data_dir"],
-        "versions": versions(),
+        "data_name": card["data_name"],
+        "fingerprint": card["fingerprint_sha256"],
+        "split_clips": {name: s["n_clips"] for name, s in card["splits"].items()},
+        "build": build_facts(results_dir, cfg, Path(report_dir).resolve().parent, card["data_dir"]),
     }
-    write_report(report_dir, results_dir, html_path, pdf_path, figures_dir, meta)
+    audio = {k: Path(card["data_dir"]) / k for k in keys}
+    write_report(report_dir, results_dir, html_path, pdf_path, figures_dir, meta, audio_clips=audio)
     say(f"report: {pdf_path}")
 
 

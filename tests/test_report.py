@@ -64,6 +64,7 @@ def test_same_inputs_give_the_same_pdf_bytes(mini_report, tmp_path):
 
     rep, res = mini_report
     (rep / "print.css").write_text("body { font-family: 'DejaVu Sans'; }")
+    (rep / "screen.css").write_text("body { max-width: 45em; }")
     import time
 
     out = []
