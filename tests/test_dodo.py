@@ -23,7 +23,7 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = {"card", "features", "svm", "cnn1d", "images", "cnn2d", "summary", "figures:mel_examples",
-         "figures:svm", "figures:cnn1d", "figures:cnn2d", "report"}
+         "figures:svm", "figures:cnn1d", "figures:cnn2d", "figures:summary", "report"}
 TINY = """\
 # networks and searches as small as the build allows
 [svm]
@@ -196,22 +196,23 @@ def test_list_explains_every_task_in_build_order(tmp_path):
     for l in lines:
         assert len(l.split(None, 1)) == 2, f"task without a description: {l}"
     names = [l.split()[0] for l in lines if ":" not in l.split()[0]]
-    assert names == ["card", "features", "svm", "cnn1d", "images", "cnn2d", "summary", "figures", "report", "data"]
+    assert names == ["card", "features", "svm", "cnn1d", "images", "cnn2d", "summary", "figures", "report", "data", "predict"]
 
 
 def test_every_task_has_one_config_changed_and_derived_code_deps():
     """doit saves every config_changed under one key: two per task make it stale forever."""
     tasks = {k: (v["file_dep"], v["uptodate"]) for k, v in task_graph(ROOT).items()}
-    assert set(tasks) == TASKS | {"data"}
+    assert set(tasks) == TASKS | {"data", "predict"}
     ser = ROOT / "ser"
     for name, (file_dep, uptodate) in tasks.items():
-        if name == "data":
+        if name in ("data", "predict"):  # commands, not build steps: always run
             continue
         assert uptodate == ["config_changed"], name
         code = {Path(p).name for p in file_dep if Path(p).parent == ser}
         # config.py is tracked by value, pipeline.py by function; ser/__init__.py always runs
         assert "__init__.py" in code and not code & {"config.py", "pipeline.py"}, name
-    modules = {name: {Path(p).stem for p in file_dep} for name, (file_dep, _) in tasks.items()}
+    modules = {name: {Path(p).stem for p in file_dep} for name, (file_dep, _) in tasks.items()
+               if name not in ("data", "predict")}
     assert "svm" in modules["svm"] and "cnn1d" not in modules["svm"]
     assert {"cnn1d", "training"} <= modules["cnn1d"] and "svm" not in modules["cnn1d"]
     assert "report" in modules["report"] and "training" not in modules["report"]
@@ -285,8 +286,9 @@ def test_editing_a_template_rerenders_the_report_only(built):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("old, new, readers", [
-    ("grid_C = [10.0]\n", "grid_C = [10.0, 100.0]\n", {"svm"}),
-    ("[cnn2d]\n", "[report]\ntarget_cnn1d = 0.5\n\n[cnn2d]\n", {"summary"}),
+    ("grid_C = [10.0]\n", "grid_C = [10.0, 100.0]\n", {"svm", "report"}),
+    # read by `doit data` alone among the tasks, and printed by the report's appendix
+    ("[cnn2d]\n", "[data]\ntest_actors = [5, 6, 7]\n\n[cnn2d]\n", {"report"}),
 ])
 def test_a_parameter_change_reruns_the_tasks_that_read_it(built, old, new, readers):
     def edit():
@@ -319,7 +321,7 @@ def test_editing_a_module_reruns_the_tasks_whose_code_imports_it(built, module, 
 def test_editing_one_pipeline_function_reruns_its_task_only(built):
     pipeline = built.project / "ser" / "pipeline.py"
     text = pipeline.read_text()
-    head = "def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, cfg) -> None:\n"
+    head = "def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, predictions_csv) -> None:\n"
     assert head in text
 
     def edit():
