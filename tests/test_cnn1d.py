@@ -316,7 +316,8 @@ def test_run_cnn1d_refuses_shared_actor(tiny_dataset):
     src = tiny_dataset / "Test" / "Angry" / "03-01-05-01-01-01-05.wav"
     shutil.copy(src, tiny_dataset / "Test" / "Angry" / "03-01-05-01-01-02-01.wav")
     with pytest.raises(DataError, match="both Train and Test"):
-        cnn1d.run_cnn1d(list_clips(tiny_dataset), _small_cfg(max_epochs=1, seeds=(0,), grid_norm=("clip_std",)), log=lambda s: None)
+        cfg = _small_cfg(max_epochs=1, seeds=(0,), grid_norm=("clip_std",))
+        cnn1d.run_cnn1d(list_clips(tiny_dataset), cfg, log=lambda s: None)
 
 
 def test_learning_curve_plot():
