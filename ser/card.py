@@ -46,7 +46,7 @@ def summarise(records: list[dict], class_names: list[str], data_dir: str, hop_s:
         rs = [r for r in records if r["split"] == split]
         counts = Counter(r["class"] for r in rs)
         actors = sorted({r["actor"] for r in rs if r["actor"] is not None})
-        frames = [int(r["duration_s"] * r["sr_hz"]) // int(r["sr_hz"] * hop_s) + 1 for r in rs]
+        frames = [round(r["duration_s"] * r["sr_hz"]) // int(r["sr_hz"] * hop_s) + 1 for r in rs]
         card["splits"][split] = {
             "n_clips": len(rs),
             "per_class": {c: counts.get(c, 0) for c in class_names},
