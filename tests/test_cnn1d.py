@@ -289,6 +289,7 @@ def test_run_cnn1d_end_to_end(tiny_dataset, tmp_path, monkeypatch):
             assert p["pred_per_seed"][str(seed)] == pr.argmax(1).tolist()
         mean = np.mean(probs, axis=0)
         assert p["ensemble_pred"] == mean.argmax(1).tolist()
+        assert ev["ensemble"]["confusion"] == confusion(p["y_true"], p["ensemble_pred"], 4).tolist()
         assert ev["ensemble"]["accuracy"] == np.mean(mean.argmax(1) == np.array(p["y_true"]))
         np.testing.assert_allclose(p["ensemble_proba"], mean, atol=1e-6)
 
@@ -336,3 +337,10 @@ def test_learning_curve_plot():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_candidates_are_the_grid_of_normalisations_and_shifts():
+    cfg = dataclasses.replace(Cnn1dConfig(), grid_norm=("spec", "train_rms"), grid_shift_s=(0.0, 0.25))
+    c = cnn1d.candidates(cfg)
+    assert list(c) == ["spec, shift 0 s", "spec, shift 0.25 s", "train_rms, shift 0 s", "train_rms, shift 0.25 s"]
+    assert c["train_rms, shift 0.25 s"] == {"norm": "train_rms", "shift_s": 0.25}

@@ -239,6 +239,7 @@ def test_run_cnn2d_end_to_end(tmp_path):
             x, _ = load_images(recs, cfg)
             mean = np.mean([lrn.predict(t, m["params"], x) for t in trained[name]], axis=0)
             assert p["ensemble_pred"] == mean.argmax(1).tolist()
+            assert ev["ensemble"]["confusion"] == confusion(p["y_true"], p["ensemble_pred"], 2).tolist()
             assert ev["ensemble"]["accuracy"] == np.mean(mean.argmax(1) == np.array(p["y_true"]))
     save_network(res, trained, tmp_path / "models", "cnn2d", tmp_path / "cnn2d.json")
     for name in names:
