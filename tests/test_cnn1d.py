@@ -256,6 +256,7 @@ def test_run_cnn1d_end_to_end(tiny_dataset, tmp_path, monkeypatch):
     for h in m["train_histories"]:
         assert len(h["train_acc"]) == m["epochs"] and h["val_acc"] == []
     assert res["input"]["n_samples"] == 21 * 120 and any("chose" in s for s in lines)
+    assert set(res["timings_s"]) >= {"load_train", "validation", "final_training", "evaluation", "total"}
 
     # every evaluation split given is scored, and no fit ever saw one of its clips
     assert list(m["splits"]) == list(res["predictions"][res["chosen"]]) == ["Test", "Confirm"]
