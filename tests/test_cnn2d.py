@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ser import augment as A  # noqa: E402
-from ser.cnn2d import build_model, image_records, load_checkpoint, run_cnn2d, train_one  # noqa: E402
+from ser.cnn2d import build_model, candidates, learner, load_checkpoint, load_images, run_cnn2d  # noqa: E402
 from ser.config import CONFIG  # noqa: E402
 
 
@@ -71,12 +71,68 @@ def test_random_crop_and_rotate_keep_shape():
 
 
 def test_mixup_mixes_inputs_and_targets_alike():
-    x = _batch(n=6)
-    y = torch.nn.functional.one_hot(torch.arange(6) % 4, 4).float()
+    n = 8
+    x = _batch(n=n)
+    y = torch.eye(n)  # one class per example: the mixed targets show lam and the partner
     xm, ym = A.mixup(x, y, _gen(), 0.4)
     assert xm.shape == x.shape and ym.shape == y.shape
-    assert torch.allclose(ym.sum(1), torch.ones(6))
+    assert torch.allclose(ym.sum(1), torch.ones(n))
     assert (ym.max(1).values >= 0.5 - 1e-6).all()
+    n_mixed = 0
+    for i in range(n):
+        lam = float(ym[i, i])  # the example's own weight (1 when paired with itself)
+        others = [j for j in range(n) if j != i and ym[i, j] > 0]
+        j = others[0] if others else i
+        assert len(others) <= 1 and lam >= 0.5 - 1e-6
+        assert torch.allclose(xm[i], lam * x[i] + (1 - lam) * x[j], atol=1e-6)
+        if lam < 1 - 1e-3 and j != i:
+            n_mixed += 1
+            assert not torch.allclose(xm[i], x[i], atol=1e-3)
+    assert n_mixed >= n // 2
+
+
+def test_mix_callback_follows_the_spec():
+    assert A.make_mix(A.AugmentSpec()) is None
+    mix = A.make_mix(A.AugmentSpec(mixup_alpha=0.4))
+    x, y = _batch(n=4), torch.eye(4)
+    xm, ym = mix(x, y, _gen(5))
+    xr, yr = A.mixup(x, y, _gen(5), 0.4)
+    assert torch.equal(xm, xr) and torch.equal(ym, yr) and not torch.equal(ym, y)
+    with pytest.raises(Exception, match="mixup_alpha"):
+        A.make_augment(A.AugmentSpec(mixup_alpha=-1))
+
+
+def _blob_centre(img):
+    w = (img - img.min()).clamp(min=0)
+    rows, cols = torch.meshgrid(torch.arange(img.shape[0], dtype=torch.float32),
+                                torch.arange(img.shape[1], dtype=torch.float32), indexing="ij")
+    return float((w * rows).sum() / w.sum()), float((w * cols).sum() / w.sum())
+
+
+@pytest.mark.parametrize("h, w", [(21, 21), (21, 41), (41, 21)])
+def test_rotation_moves_a_known_pixel_around_the_centre(h, w):
+    """A bright 3x3 blob 7 pixels right of the centre, turned by the angle
+    rotate draws: it moves along the circle of radius 7 (in pixels, whatever
+    the aspect ratio) by that angle."""
+    x = torch.zeros(4, 1, h, w)
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    r0, c0 = int(cy), int(cx) + 7
+    x[:, 0, r0 - 1:r0 + 2, c0 - 1:c0 + 2] = 1.0
+    seed = 11
+    angles = (A._uniform(4, _gen(seed), -90, 90)).tolist()  # the angles rotate draws from the same generator
+    out = A.rotate(x, _gen(seed), 90.0)
+    assert not torch.allclose(out, x, atol=1e-3)  # an asymmetric image changes
+    turned = 0
+    for k, a in enumerate(angles):
+        r, c = _blob_centre(out[k, 0])
+        dy, dx = r - cy, c - cx
+        assert np.hypot(dy, dx) == pytest.approx(7.0, abs=0.3)
+        got = np.degrees(np.arctan2(-dy, dx))  # counter-clockwise on screen
+        assert abs(got) == pytest.approx(abs(a), abs=3.0)
+        if abs(a) > 30:
+            turned += 1
+            assert float(out[k, 0, r0, c0]) < 0.5  # the pixel is gone from where it was
+    assert turned >= 1
 
 
 def test_augmentations_do_not_modify_input():
@@ -109,26 +165,37 @@ def _cfg(**kw):
     return dataclasses.replace(CONFIG.cnn2d, widths=(4, 8), batch_size=8, lr=1e-2, **kw)
 
 
+def _fit(x, y, spec, *, seed, epochs=6):
+    params = dataclasses.asdict(spec)
+    return learner(_cfg(), 2).fit(params, x.numpy(), y.numpy(), seed=seed, epochs=epochs, log=lambda s: None)
+
+
 def test_training_lowers_the_loss_and_is_deterministic():
     x, y = _toy()
     spec = A.AugmentSpec(name="spectrogram", time_mask_cols=2, mixup_alpha=0.4)
-    runs = [train_one(x, y, _cfg(), spec=spec, epochs=6, seed=7, n_classes=2, log=lambda s: None)
-            for _ in range(2)]
-    (m1, h1), (m2, h2) = runs
+    (t1, h1), (t2, h2) = [_fit(x, y, spec, seed=7) for _ in range(2)]
     assert h1["train_loss"][-1] < h1["train_loss"][0]
     assert h1["train_loss"] == h2["train_loss"]
-    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+    for a, b in zip(t1.model.state_dict().values(), t2.model.state_dict().values()):
         assert torch.equal(a, b)
-    _, h3 = train_one(x, y, _cfg(), spec=spec, epochs=6, seed=8, n_classes=2, log=lambda s: None)
+    _, h3 = _fit(x, y, spec, seed=8)
     assert h3["train_loss"] != h1["train_loss"]
 
 
-def _image_tree(root, n_per=2):
+def test_candidates_are_the_augmentation_settings():
+    c = candidates(CONFIG.cnn2d)
+    assert list(c) == ["none", "image", "spectrogram"]
+    assert c["none"] == {} and c["spectrogram"]["mixup_alpha"] == 0.4
+    for params in c.values():
+        A.AugmentSpec(**params)  # every setting names real fields
+
+
+def _image_tree(root, n_per=2, splits=(("Train", (1, 2, 3)), ("Test", (5,)))):
     """PNG tree: 2 classes, actors 1-3 in Train and 5 in Test."""
     import cv2
 
     rng = np.random.default_rng(0)
-    for split, actors in (("Train", (1, 2, 3)), ("Test", (5,))):
+    for split, actors in splits:
         for label, (name, code) in enumerate((("Angry", "05"), ("Calm", "02"))):
             d = root / split / name
             d.mkdir(parents=True, exist_ok=True)
@@ -141,26 +208,54 @@ def _image_tree(root, n_per=2):
 
 @pytest.mark.slow
 def test_run_cnn2d_end_to_end(tmp_path):
-    _image_tree(tmp_path / "img")
-    cfg = _cfg(size_hw=(16, 8), max_epochs=3, smooth_epochs=1, seeds=(0, 1))
-    res = run_cnn2d(tmp_path / "img", tmp_path / "out", cfg=cfg)
-    json.dumps(res)  # serialisable
-    assert res["classes"] == ["Angry", "Calm"] and res["train_actors"] == [1, 2, 3] and res["test_actors"] == [5]
-    assert set(res["settings"]) == {"none", "image", "spectrogram"}
-    assert res["chosen"] in res["settings"]
-    for name, s in res["settings"].items():
-        v = res["validation"]["candidates"][name]
-        assert len(v["folds"]) == 3 and len(v["mean_val_acc"]) == 3
-        assert 1 <= s["epochs"] <= 3 and len(s["test_acc_per_seed"]) == 2
-        assert s["test_ensemble"]["n"] == 4 and s["test_pooled"]["n"] == 8
-        for h in s["train_histories"]:
-            assert len(h["train_loss"]) == s["epochs"] and h["val_loss"] == []
-            m = load_checkpoint(h["checkpoint"], cfg, n_classes=2)
-            assert m(torch.zeros(1, 1, 16, 8)).shape == (1, 2)
+    from ser.dataset import image_records
+    from ser.metrics import confusion
+    from ser.pipeline import save_network
+
+    _image_tree(tmp_path / "img", splits=(("Train", (1, 2, 3)), ("Test", (5,)), ("Confirm", (9, 10))))
+    cfg = _cfg(size_hw=(16, 8), max_epochs=2, smooth_epochs=1, seeds=(0, 1))
+    res, trained = run_cnn2d(tmp_path / "img", cfg, eval_splits=("Test", "Confirm"))
+    json.dumps(res)  # plain data
+    assert res["classes"] == ["Angry", "Calm"] and res["validation"]["folds"] == [1, 2, 3]
+    names = ["none", "image", "spectrogram"]
+    assert list(res["validation"]["candidates"]) == names and res["chosen"] in names
+    # every setting is trained to the end (the augmentation experiment compares them)
+    assert list(res["models"]) == list(trained) == names
+    lrn = learner(cfg, 2)
+    for name in names:
+        v, m = res["validation"]["candidates"][name], res["models"][name]
+        assert len(v["per_fold"]) == 3 and len(v["mean_val_acc"]) == 2
+        assert m["epochs"] == v["epochs"] and 1 <= m["epochs"] <= 2
+        assert [len(h["train_loss"]) for h in m["train_histories"]] == [m["epochs"]] * 2
+        assert all(h["val_loss"] == [] for h in m["train_histories"])
+        assert list(m["splits"]) == ["Test", "Confirm"]
+        for split, n in (("Test", 4), ("Confirm", 8)):
+            ev, p = m["splits"][split], res["predictions"][name][split]
+            recs = image_records(tmp_path / "img", split)
+            assert ev["n"] == n and p["keys"] == [r["key"] for r in recs]
+            assert sorted(ev["per_actor"]["ensemble"]) == sorted({str(r["actor"]) for r in recs})
+            for r in ev["per_seed"]:
+                assert r["confusion"] == confusion(p["y_true"], p["pred_per_seed"][str(r["seed"])], 2).tolist()
+            x, _ = load_images(recs, cfg)
+            mean = np.mean([lrn.predict(t, m["params"], x) for t in trained[name]], axis=0)
+            assert p["ensemble_pred"] == mean.argmax(1).tolist()
+            assert ev["ensemble"]["confusion"] == confusion(p["y_true"], p["ensemble_pred"], 2).tolist()
+            assert ev["ensemble"]["accuracy"] == np.mean(mean.argmax(1) == np.array(p["y_true"]))
+    save_network(res, trained, tmp_path / "models", "cnn2d", tmp_path / "cnn2d.json")
+    for name in names:
+        paths = json.loads((tmp_path / "cnn2d.json").read_text())["models"][name]["checkpoints"]
+        assert len(paths) == 2
+        m = load_checkpoint(paths[1], cfg, n_classes=2)
+        inp = torch.randn(3, 1, 16, 8, generator=_gen())
+        with torch.no_grad():
+            assert torch.equal(m(inp), trained[name][1].model.eval()(inp))
 
 
-def test_image_records_reads_actor_and_labels(tmp_path):
-    _image_tree(tmp_path, n_per=1)
-    recs = image_records(tmp_path, "Train")
-    assert [r["label"] for r in recs] == [0, 0, 0, 1, 1, 1]
-    assert [r["actor"] for r in recs] == [1, 2, 3, 1, 2, 3]
+def test_run_cnn2d_needs_ravdess_names_in_train(tmp_path):
+    from ser.errors import DataError
+
+    _image_tree(tmp_path / "img", n_per=1)
+    (tmp_path / "img" / "Train" / "Calm" / "clip.png").write_bytes(
+        (tmp_path / "img" / "Train" / "Calm" / "03-01-02-01-01-01-01.png").read_bytes())
+    with pytest.raises(DataError, match="clip.png: training clips need RAVDESS names"):
+        run_cnn2d(tmp_path / "img", _cfg(size_hw=(16, 8)))

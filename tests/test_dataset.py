@@ -2,18 +2,22 @@ import numpy as np
 import pytest
 from conftest import tone, write_wav
 
-from ser.dataset import class_names, find_data_dir, list_clips
+from ser.dataset import (class_names, eval_splits_of, find_data_dir, image_records, list_clips, present_splits,
+                         ravdess_actor, training_actors)
 from ser.errors import DataError
 
 
 def test_shared_data_set_layout(data_dir):
     clips = list_clips(data_dir)
-    assert len(clips) == 256
     assert class_names(data_dir) == ["Angry", "Calm", "Happy", "Sad"]
-    for split, actors in (("Train", {1, 2, 3, 4}), ("Test", {5, 6, 7, 8})):
+    assert present_splits(data_dir) == ("Train", "Test", "Confirm")
+    assert eval_splits_of(clips) == ("Test", "Confirm")
+    assert len(clips) == 128 + 128 + 256
+    for split, actors, per_class in (("Train", set(range(1, 5)), 32), ("Test", set(range(5, 9)), 32),
+                                     ("Confirm", set(range(9, 17)), 64)):
         sc = [c for c in clips if c.split == split]
         assert {c.actor for c in sc} == actors
-        assert np.bincount([c.label for c in sc]).tolist() == [32, 32, 32, 32]
+        assert np.bincount([c.label for c in sc]).tolist() == [per_class] * 4
     assert all(c.class_name == ["Angry", "Calm", "Happy", "Sad"][c.label] for c in clips)
 
 
@@ -70,3 +74,51 @@ def test_explicit_or_env_path_is_used_and_checked(tmp_path, monkeypatch):
     monkeypatch.setenv("SER_DATA", str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match="nowhere"):
         find_data_dir()
+
+
+def test_confirm_is_optional_and_read_when_present(tiny_dataset):
+    clips = list_clips(tiny_dataset)
+    assert present_splits(tiny_dataset) == ("Train", "Test") and eval_splits_of(clips) == ("Test",)
+    write_wav(tiny_dataset / "Confirm" / "Calm" / "03-01-02-01-01-01-09.wav", tone(300, 16000, 0.1))
+    for name in ("Angry", "Happy", "Sad"):
+        write_wav(tiny_dataset / "Confirm" / name / "03-01-05-01-01-01-09.wav", tone(300, 16000, 0.1))
+    clips = list_clips(tiny_dataset)
+    assert present_splits(tiny_dataset) == ("Train", "Test", "Confirm")
+    assert eval_splits_of(clips) == ("Test", "Confirm")
+    assert [c.split for c in clips][-4:] == ["Confirm"] * 4 and clips[-1].actor == 9
+
+
+def test_training_actors_need_ravdess_names(tmp_path):
+    root = tmp_path / "d"
+    for split in ("Train", "Test"):
+        write_wav(root / split / "A" / "03-01-05-01-01-01-03.wav", tone(300, 8000, 0.1))
+        write_wav(root / split / "A" / "clip1.wav", tone(300, 8000, 0.1))
+    train = [c for c in list_clips(root) if c.split == "Train"]
+    with pytest.raises(DataError, match=r"clip1\.wav: training clips need RAVDESS names"):
+        training_actors(train)
+    assert training_actors(train[:1]).tolist() == [3]
+    with pytest.raises(DataError, match="no training clips"):
+        training_actors([])
+
+
+def test_ravdess_actor_of_wav_and_png_names():
+    assert ravdess_actor("03-01-05-01-01-01-12.wav") == 12
+    assert ravdess_actor("03-01-05-01-01-01-12.png") == 12
+    assert ravdess_actor("Train/Angry/03-01-05-01-01-01-12") == 12
+    assert ravdess_actor("clip.wav") is None
+
+
+def test_image_records_read_actor_labels_and_wav_keys(tmp_path):
+    for split, actors in (("Train", (1, 2)), ("Test", (5,))):
+        for name, code in (("Calm", "02"), ("Angry", "05")):
+            for a in actors:
+                p = tmp_path / split / name / f"03-01-{code}-01-01-01-{a:02d}.png"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(b"png")
+    recs = image_records(tmp_path, "Train")
+    assert [(r["class_name"], r["label"], r["actor"]) for r in recs] == [
+        ("Angry", 0, 1), ("Angry", 0, 2), ("Calm", 1, 1), ("Calm", 1, 2)]
+    assert recs[0]["key"] == "Train/Angry/03-01-05-01-01-01-01.wav" and recs[0]["split"] == "Train"
+    assert [r["label"] for r in image_records(tmp_path, "Test", classes=["Calm", "Angry"])] == [0, 1]
+    with pytest.raises(DataError, match=r"Test/Sad: missing class folder"):
+        image_records(tmp_path, "Test", classes=["Angry", "Calm", "Sad"])

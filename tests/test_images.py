@@ -136,7 +136,7 @@ def test_export_images_tree(tiny_dataset, tmp_path):
 
 
 def test_image_grid_figure_has_one_panel_per_split_and_class(tiny_dataset, tmp_path):
-    from ser.plots_images import example_records, plot_image_grid
+    from ser.plots import example_records, plot_image_grid
 
     mel = dataclasses.replace(CONFIG.mel, n_mels=32, n_fft=256)
     recs = export_images(tiny_dataset, tmp_path / "img", mel_cfg=mel, n_frames=20)

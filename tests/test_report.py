@@ -52,6 +52,27 @@ def test_missing_figure_fails(tmp_path):
         check_images('<img alt="" src="there.png"><img src="gone.svg">', tmp_path)
 
 
+def test_report_with_a_missing_figure_is_not_rendered(mini_report, tmp_path):
+    from ser.report import write_report
+
+    rep, res = mini_report
+    (rep / "print.css").write_text("body { font-family: 'DejaVu Sans'; }")
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "there.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>')
+    (rep / "sections" / "30-c.html.j2").write_text(
+        '<h2 id="c">C</h2><img src="{{ fig }}/there.svg"><img src="{{ fig }}/gone.svg">')
+    (res / "c.json").write_text("{}")
+    out = tmp_path / "build"
+    out.mkdir()
+    with pytest.raises(SerError, match=r"missing figures: [^,]*/figures/gone\.svg$"):  # only the missing one
+        write_report(rep, res, out / "report.html", out / "report.pdf", figures, {})
+    assert not (out / "report.pdf").exists() and not (out / "report.html").exists()
+    (figures / "gone.svg").write_text((figures / "there.svg").read_text())
+    write_report(rep, res, out / "report.html", out / "report.pdf", figures, {})
+    assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
+
+
 def test_filters():
     assert pct(0.5) == "50.0%" and pct(0.123, 0) == "12%"
     assert pct_interval((0.4, 0.6)) == "40.0–60.0%"

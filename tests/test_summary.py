@@ -1,50 +1,153 @@
+"""The verdicts the report states in words (ser/summary.py), at their boundaries.
+
+Accuracies here are multiples of 1/8 or 1/16 (exact in binary), so "equal"
+really is equal.
+"""
 import pytest
 
-from ser.summary import augmentation_verdict, compare, svm_baseline
+from ser.summary import augmentation_verdict, build_summary, compare, headline, svm_baseline
 
 
-def _svm(accs):
-    kinds = {k: {"spec": {"test": {"accuracy": a, "accuracy_ci95": [a - 0.08, a + 0.08]}},
-                 "tuned": {"test": {"accuracy": a - 0.01, "accuracy_ci95": [a - 0.09, a + 0.07]}}}
-             for k, a in accs.items()}
-    best = max(accs, key=accs.get)
-    return {"readings": {"hz": {"kinds": kinds, "best": best},
-                         "index": {"kinds": {"SBE": {"spec": {"test": {"accuracy": 0.6}},
-                                                     "tuned": {"test": {"accuracy": 0.62}}}}, "best": "SBE"}}}
+def _ev(acc, ci=0.0625):
+    return {"accuracy": acc, "accuracy_ci95": [acc - ci, acc + ci]}
+
+
+def _svm(accs, confirm=None):
+    """SVM results: spec accuracies per feature kind (bands in Hz) on Test, and
+    on Confirm when given; every tuned model 1/16 below its spec model; the
+    index reading's SBE tuned model the best of all on Test."""
+    def kind(a, c):
+        splits = lambda x, y: {"Test": _ev(x), **({"Confirm": _ev(y)} if confirm is not None else {})}  # noqa: E731
+        return {"spec": {"splits": splits(a, c)}, "tuned": {"splits": splits(a - 0.0625, c - 0.0625 if c else c)}}
+
+    conf = confirm or {}
+    kinds = {k: kind(a, conf.get(k)) for k, a in accs.items()}
+    index = {"SBE": kind(0.5, conf.get("SBE")), "SC": kind(0.5, conf.get("SC"))}
+    index["SBE"]["tuned"]["splits"]["Test"] = _ev(0.625)
+    keys = {"Test": ["Test/a.wav"], **({"Confirm": ["Confirm/b.wav"]} if confirm is not None else {})}
+    return {"keys": keys, "readings": {"hz": {"kinds": kinds}, "index": {"kinds": index}}}
 
 
 def test_baseline_is_the_best_spec_svm_and_the_strict_bar_the_best_of_all():
-    b = svm_baseline(_svm({"SC": 0.55, "SBW": 0.49, "SBE": 0.44}))
-    assert b["kind"] == "SC" and b["accuracy"] == 0.55
-    assert b["strict_accuracy"] == 0.62 and b["strict_label"] == "SBE, bands as index, tuned SVM"
+    b = svm_baseline(_svm({"SC": 0.5625, "SBW": 0.5, "SBE": 0.4375}))
+    assert b["kind"] == "SC" and b["accuracy"] == 0.5625
+    assert b["accuracy_ci95"] == [0.5, 0.625]
+    assert b["strict_accuracy"] == 0.625 and b["strict_label"] == "SBE, bands as index, tuned SVM"
+
+
+def test_baseline_ties_go_to_the_first_kind_and_each_split_has_its_own():
+    svm = _svm({"SC": 0.5, "SBW": 0.5, "SBE": 0.4375}, confirm={"SC": 0.375, "SBW": 0.4375, "SBE": 0.5})
+    assert svm_baseline(svm, "Test")["kind"] == "SC"
+    conf = svm_baseline(svm, "Confirm")
+    assert conf["kind"] == "SBE" and conf["accuracy"] == 0.5
+    assert conf["strict_accuracy"] == 0.5
+
+
+def _head(mean, lo, hi, ens=0.5625):
+    return {"summary": {"mean": mean, "std": 0.0625, "mean_ci95": [lo, hi]}, "ensemble": _ev(ens)}
+
+
+BASE = {"accuracy": 0.5625, "strict_accuracy": 0.625}
 
 
 @pytest.mark.parametrize("mean, lo, hi, holds, within", [
-    (0.60, 0.56, 0.64, True, False),
-    (0.53, 0.48, 0.58, False, True),
-    (0.40, 0.35, 0.45, False, False),
+    (0.625, 0.5625 + 1 / 64, 0.6875, True, False),  # better, SVM below the interval
+    (0.5, 0.4375, 0.625, False, True),  # worse, but within the seeds' noise
+    (0.375, 0.3125, 0.4375, False, False),  # clearly worse
+    (0.5625, 0.5, 0.625, True, True),  # a tie is not worse
+    (0.5, 0.4375, 0.5625, False, True),  # SVM exactly at the interval's top: within
+    (0.625, 0.5625, 0.6875, True, True),  # SVM exactly at the interval's bottom: within
+    (0.5, 0.4375, 0.5625 - 1 / 64, False, False),  # just below
 ])
 def test_network_against_svm(mean, lo, hi, holds, within):
-    head = {"summary": {"mean": mean, "std": 0.04, "mean_ci95": [lo, hi]}, "ensemble": {"accuracy": 0.56}}
-    c = compare(head, {"accuracy": 0.55, "strict_accuracy": 0.62}, target=0.65)
+    c = compare(_head(mean, lo, hi), BASE)
     assert c["not_worse_than_svm"] is holds
     assert c["svm_within_seed_interval"] is within
-    assert c["ensemble_not_worse_than_svm"] is True
-    assert c["target_met"] is False
+    assert c["mean"] == mean and c["mean_ci95"] == [lo, hi] and c["std"] == 0.0625
 
 
-def _setting(val, mean, lo, hi, std=0.05):
-    return {"val_acc": val, "test_summary": {"mean": mean, "std": std, "mean_ci95": [lo, hi]}}
+@pytest.mark.parametrize("ens, holds", [(0.5625, True), (0.5625 - 1 / 128, False), (0.6875, True)])
+def test_ensemble_tie_with_the_svm_is_not_worse(ens, holds):
+    c = compare(_head(0.5, 0.4375, 0.5625, ens=ens), BASE)
+    assert c["ensemble_not_worse_than_svm"] is holds
+    assert c["ensemble"] == ens and c["ensemble_ci95"] == [ens - 0.0625, ens + 0.0625]
+
+
+@pytest.mark.parametrize("mean, holds", [(0.625, True), (0.625 - 1 / 128, False)])
+def test_tie_with_the_strict_bar_is_not_worse(mean, holds):
+    assert compare(_head(mean, mean - 0.0625, mean + 0.0625), BASE)["not_worse_than_strict_svm"] is holds
+
+
+def _cnn2d(settings, split="Test", chosen="none"):
+    """settings: {name: (validation score, mean, lo, hi, std)}."""
+    return {
+        "chosen": chosen,
+        "validation": {"candidates": {n: {"score": v[0]} for n, v in settings.items()}},
+        "models": {n: {"splits": {split: {"summary": {"mean": v[1], "mean_ci95": [v[2], v[3]], "std": v[4]},
+                                          "ensemble": _ev(v[1])}}}
+                   for n, v in settings.items()},
+    }
 
 
 def test_augmentation_verdict_separates_noise_from_clear_differences():
-    res = {"settings": {"none": _setting(0.45, 0.47, 0.40, 0.54),
-                        "image": _setting(0.40, 0.30, 0.25, 0.35),
-                        "spectrogram": _setting(0.46, 0.50, 0.44, 0.56, std=0.02)}}
+    res = _cnn2d({"none": (0.4375, 0.5, 0.375, 0.625, 0.0625),
+                  "image": (0.375, 0.25, 0.1875, 0.3125, 0.0625),
+                  "spectrogram": (0.5, 0.5625, 0.5, 0.625, 0.03125)})
     v = augmentation_verdict(res)
-    assert v["by_val"] == ["spectrogram", "none", "image"] and v["agree"]
-    assert v["vs_none"]["image"]["clearly_worse"] and v["vs_none"]["image"]["hurts_on_both"]
+    assert v["by_val"] == ["spectrogram", "none", "image"] and v["by_test"] == ["spectrogram", "none", "image"]
+    assert v["best_by_val"] == v["best_by_test"] == "spectrogram" and v["agree"]
+    im = v["vs_none"]["image"]
+    assert im["clearly_worse"] and im["hurts_on_both"] and not im["clearly_better"]
     sp = v["vs_none"]["spectrogram"]
-    assert sp["helps_on_both"] and not sp["clearly_better"]
-    assert sp["std_change"] == pytest.approx(-0.03)
+    assert sp["helps_on_both"] and not sp["clearly_better"] and not sp["clearly_worse"]
+    assert sp["val_gain"] == 0.0625 and sp["test_gain"] == 0.0625
+    assert sp["std_change"] == -0.03125
     assert v["any_clear"]
+    assert "none" not in v["vs_none"]
+
+
+@pytest.mark.parametrize("other_lo, other_hi, better, worse", [
+    (0.625, 0.75, False, False),  # its bottom touches none's top: not clear
+    (0.625 + 1 / 64, 0.75, True, False),  # just apart
+    (0.25, 0.375, False, False),  # its top touches none's bottom: not clear
+    (0.25, 0.375 - 1 / 64, False, True),
+])
+def test_touching_intervals_are_not_a_clear_difference(other_lo, other_hi, better, worse):
+    res = _cnn2d({"none": (0.5, 0.5, 0.375, 0.625, 0.0625),
+                  "other": (0.5, (other_lo + other_hi) / 2, other_lo, other_hi, 0.0625)})
+    v = augmentation_verdict(res)
+    assert v["vs_none"]["other"]["clearly_better"] is better
+    assert v["vs_none"]["other"]["clearly_worse"] is worse
+    assert v["any_clear"] is (better or worse)
+
+
+def test_equal_scores_neither_help_nor_hurt_and_first_listed_leads():
+    res = _cnn2d({"none": (0.5, 0.5, 0.375, 0.625, 0.0625), "other": (0.5, 0.5, 0.375, 0.625, 0.0625)})
+    v = augmentation_verdict(res)
+    o = v["vs_none"]["other"]
+    assert o["val_gain"] == o["test_gain"] == 0.0
+    assert not o["helps_on_both"] and not o["hurts_on_both"]
+    assert v["by_val"] == v["by_test"] == ["none", "other"] and v["agree"]
+
+
+def test_verdicts_per_evaluation_split():
+    svm = _svm({"SC": 0.5, "SBW": 0.4375, "SBE": 0.375}, confirm={"SC": 0.375, "SBW": 0.4375, "SBE": 0.3125})
+    net = _cnn2d({"none": (0.5, 0.5, 0.4375, 0.5625, 0.0625)})
+    for split, mean in (("Confirm", 0.4375),):
+        net["models"]["none"]["splits"][split] = {
+            "summary": {"mean": mean, "mean_ci95": [0.375, 0.5], "std": 0.0625}, "ensemble": _ev(0.375)}
+    s = build_summary(svm, {"cnn1d": None, "cnn2d": net})
+    assert s["eval_splits"] == ["Test", "Confirm"] and list(s["splits"]) == ["Test", "Confirm"]
+    t, c = s["splits"]["Test"], s["splits"]["Confirm"]
+    assert "cnn1d" not in t and "cnn1d" not in c
+    assert t["svm"]["kind"] == "SC" and c["svm"]["kind"] == "SBW"
+    # Test: 0.5 ties the SVM's 0.5; Confirm: 0.4375 ties SBW's 0.4375, the ensemble (0.375) is below
+    assert t["cnn2d"]["not_worse_than_svm"] and c["cnn2d"]["not_worse_than_svm"]
+    assert t["cnn2d"]["ensemble_not_worse_than_svm"] and not c["cnn2d"]["ensemble_not_worse_than_svm"]
+    assert c["augmentation"]["best_by_test"] == "none"
+    assert headline(net, "Confirm")["summary"]["mean"] == 0.4375
+
+
+def test_headline_is_the_chosen_candidate():
+    net = _cnn2d({"none": (0.5, 0.5, 0.4, 0.6, 0.05), "image": (0.6, 0.25, 0.2, 0.3, 0.05)}, chosen="image")
+    assert headline(net)["summary"]["mean"] == 0.25

@@ -1,13 +1,14 @@
 import numpy as np
+import pytest
 
 from ser.config import SvmConfig
-from ser.svm import evaluate_feature, make_pipeline, rank_kinds
+from ser.svm import evaluate_feature, make_pipeline, rank_kinds, tune
 
 
-def toy(seed=0, n_per=12):
+def toy(seed=0, n_per=12, splits=(("Train", (1, 2, 3)), ("Test", (5,)))):
     rng = np.random.default_rng(seed)
     X, y, split, actor = [], [], [], []
-    for s, actors in (("Train", (1, 2, 3)), ("Test", (5,))):
+    for s, actors in splits:
         for a in actors:
             for label in range(2):
                 # class 1 has a 100x larger "energy": separable after a log
@@ -27,8 +28,59 @@ def test_tuned_model_is_chosen_by_actor_folds_and_scored_on_test():
     assert len(r["tuned"]["cv_folds"]) == 3  # one fold per training actor
     assert r["n_candidates"] == 2 * (2 + 2)
     assert r["spec"]["params"] == {"transform": "none", "kernel": "rbf", "C": 10.0, "gamma": "scale"}
-    assert r["tuned"]["test"]["n"] == 24
-    assert r["tuned"]["test"]["accuracy"] == 1.0
+    assert list(r["tuned"]["splits"]) == ["Test"]  # no Confirm clips here
+    assert r["tuned"]["splits"]["Test"]["n"] == 24
+    assert r["tuned"]["splits"]["Test"]["accuracy"] == 1.0
+    assert r["tuned"]["splits"]["Test"]["per_actor"] == {"5": 1.0}
+    assert len(r["tuned"]["pred"]["Test"]) == 24
+
+
+def test_every_evaluation_split_is_scored_and_none_is_used_for_a_choice():
+    X, y, split, actor = toy(splits=(("Train", (1, 2, 3)), ("Test", (5,)), ("Confirm", (9, 10))))
+    cfg = SvmConfig(grid_C=(1.0, 10.0), grid_gamma=("scale",), grid_kernel=("rbf",))
+    r = evaluate_feature(X, y, split, actor, ["A", "B"], cfg)
+    for model in ("spec", "tuned"):
+        assert list(r[model]["splits"]) == ["Test", "Confirm"]
+        assert r[model]["splits"]["Confirm"]["n"] == 48
+        assert r[model]["splits"]["Confirm"]["per_actor"].keys() == {"9", "10"}
+        pred = np.array(r[model]["pred"]["Confirm"])
+        assert r[model]["splits"]["Confirm"]["correct"] == int((pred == y[split == "Confirm"]).sum())
+    # scrambling the evaluation clips changes no choice
+    X2 = X.copy()
+    X2[split != "Train"] = X2[split != "Train"][::-1]
+    r2 = evaluate_feature(X2, y, split, actor, ["A", "B"], cfg)
+    assert r2["tuned"]["params"] == r["tuned"]["params"] and r2["tuned"]["cv_folds"] == r["tuned"]["cv_folds"]
+
+
+def _noisy(seed=0, n_per=12):
+    """Two overlapping classes (one informative feature of four), three actors:
+    the grid's candidates get clearly different cross-validated accuracies."""
+    rng = np.random.default_rng(seed)
+    X, y, g = [], [], []
+    for a in (1, 2, 3):
+        for label in range(2):
+            x = rng.standard_normal((n_per, 4))
+            x[:, 0] += 2 * label - 1
+            X.append(x)
+            y += [label] * n_per
+            g += [a] * n_per
+    return np.vstack(X), np.array(y), np.array(g)
+
+
+def test_tuning_takes_the_best_cross_validated_score():
+    X, y, g = _noisy()
+    cfg = SvmConfig(grid_C=(0.001, 10.0), grid_gamma=("scale", 100.0), grid_kernel=("rbf", "linear"),
+                    grid_transform=("none",))
+    r = tune(X, y, g, cfg)
+    scores = [c["cv_mean"] for c in r["candidates"]]
+    assert len(scores) == 6 and max(scores) - min(scores) > 0.2  # the data tells candidates apart
+    assert r["best"]["cv_mean"] == max(scores)
+    assert r["best"] is r["candidates"][scores.index(max(scores))]  # the first of equals
+    # gamma=100 on standardised features memorises the training actors: never the best
+    assert r["best"]["gamma"] != 100.0
+    assert r["spec_cv"]["C"] == 10.0 and r["spec_cv"]["gamma"] == "scale" and r["spec_cv"]["kernel"] == "rbf"
+    for c in r["candidates"]:
+        assert c["cv_mean"] == pytest.approx(np.mean(c["cv_folds"])) and len(c["cv_folds"]) == 3
 
 
 def test_scaler_is_fitted_inside_the_pipeline():
@@ -38,9 +90,13 @@ def test_scaler_is_fitted_inside_the_pipeline():
 
 def test_best_and_worst_follow_test_accuracy():
     def kind(acc, cv):
-        return {"spec": {"test": {"accuracy": acc, "accuracy_ci95": [acc - 0.08, acc + 0.08]}}, "tuned": {"cv_mean": cv}}
+        return {"spec": {"splits": {"Test": {"accuracy": acc, "accuracy_ci95": [acc - 0.08, acc + 0.08]},
+                                    "Confirm": {"accuracy": 1 - acc, "accuracy_ci95": [0, 1]}}},
+                "tuned": {"cv_mean": cv}}
 
     r = rank_kinds({"SC": kind(0.55, 0.3), "SBW": kind(0.49, 0.4), "SBE": kind(0.30, 0.5)})
     assert (r["best"], r["worst"]) == ("SC", "SBE")
+    assert r["order_by_test"] == ["SC", "SBW", "SBE"]
     assert r["best_by_cv"] == "SBE" and not r["rankings_agree"]
     assert not r["best_worst_overlap"]
+    assert r["best_minus_worst"] == pytest.approx(0.25)

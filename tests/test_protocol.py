@@ -1,0 +1,360 @@
+"""The shared evaluation protocol (ser/protocol.py) with a scripted learner.
+
+No network is trained here: :class:`Stub` records what every ``fit`` receives
+and returns a scripted validation curve, and its ``predict`` returns scripted
+probabilities, so each test pins one choice of the protocol with known answers.
+Inputs are clip ids (training ids 0..9, evaluation ids from 100 up), so the
+rows a fit sees can be checked one by one.
+"""
+import numpy as np
+import pytest
+
+from ser.metrics import confusion, seed_summary, t_interval
+from ser.protocol import (EvalSplit, Learner, ProtocolConfig, Trained, choose_epochs, loao_folds,
+                          moving_average, run_protocol)
+
+# Ten training clips of three actors, of unequal sizes (2, 3 and 5 clips),
+# so a fold-weighted mean differs from a plain mean of the folds.
+GROUPS = np.array([1, 1, 2, 2, 2, 3, 3, 3, 3, 3])
+X = np.arange(len(GROUPS))
+Y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+CLASSES = ["A", "B", "C"]
+
+
+def _quiet(_):
+    pass
+
+
+class Stub:
+    """A :class:`ser.protocol.Learner` without training.
+
+    Parameters
+    ----------
+    curve : callable(params, held_out_actor, seed) -> list of float
+        The validation accuracy per epoch of one validation run.
+    probs : callable(params, seed, x) -> np.ndarray [shape=(len(x), n_classes)]
+        What a final model of ``seed`` predicts.
+    """
+
+    def __init__(self, curve, probs=None, events=None):
+        self.curve = curve
+        self.probs = probs or (lambda params, seed, x: np.full((len(x), 3), 1 / 3))
+        self.fits = []
+        self.events = [] if events is None else events
+
+    def fit(self, params, x, y, *, seed, epochs, x_val=None, y_val=None, log=None):
+        x = np.asarray(x)
+        validating = x_val is not None
+        self.fits.append({"params": params, "x": x.tolist(), "y": np.asarray(y).tolist(), "seed": seed,
+                          "epochs": epochs, "x_val": None if x_val is None else np.asarray(x_val).tolist()})
+        self.events.append("validation fit" if validating else "final fit")
+        val = []
+        if validating:
+            actors = {int(GROUPS[i]) for i in x_val}
+            assert len(actors) == 1, "a validation fold holds one actor"
+            val = [float(v) for v in self.curve(params, actors.pop(), seed)]
+            assert len(val) == epochs
+        hist = {"train_loss": [1.0] * epochs, "train_acc": [0.5] * epochs,
+                "val_loss": [1.0 - v for v in val], "val_acc": val, "seconds": 0.0}
+        return Trained(model={"name": params["name"], "seed": seed, "epochs": epochs}), hist
+
+    def predict(self, trained, params, x):
+        self.events.append("predict")
+        return np.asarray(self.probs(params, trained.model["seed"], np.asarray(x)), float)
+
+    @property
+    def learner(self):
+        return Learner(fit=self.fit, predict=self.predict)
+
+    def final_fits(self):
+        return [f for f in self.fits if f["x_val"] is None]
+
+    def validation_fits(self):
+        return [f for f in self.fits if f["x_val"] is not None]
+
+
+def _split(name, ids, y, actors=None):
+    ids = np.asarray(ids)
+    return EvalSplit(name, ids, np.asarray(y), [f"{name}/{i}.wav" for i in ids],
+                     list(actors) if actors is not None else [None] * len(ids))
+
+
+TEST = _split("Test", [100, 101, 102, 103], [1, 0, 2, 1], actors=[5, 5, 6, 6])
+CONFIRM = _split("Confirm", [200, 201, 202], [0, 1, 2], actors=[9, 9, 9])
+
+
+def _run(stub, candidates, *, epochs=4, smooth=1, val_seeds=(0,), seeds=(0, 1), final="chosen",
+         splits=(TEST,), load_eval=None):
+    pcfg = ProtocolConfig(max_epochs=epochs, smooth_epochs=smooth, val_seeds=val_seeds, seeds=seeds)
+    return run_protocol(stub.learner, candidates, X, Y, GROUPS, classes=CLASSES,
+                        load_eval=load_eval or (lambda: list(splits)), pcfg=pcfg, final=final, log=_quiet)
+
+
+def _flat(level):
+    """A candidate whose every validation run sits at ``level``."""
+    return lambda params, actor, seed: [level] * 4
+
+
+def _by_name(levels):
+    return lambda params, actor, seed: [levels[params["name"]]] * 4
+
+
+# ------------------------------------------------------------ the candidate
+
+def test_validation_chooses_the_highest_score():
+    stub = Stub(_by_name({"low": 0.3, "high": 0.8, "mid": 0.5}))
+    res, trained = _run(stub, {n: {"name": n} for n in ("low", "high", "mid")})
+    val = res["validation"]
+    assert val["chosen"] == res["chosen"] == "high"
+    assert val["runner_up"] == "mid" and val["margin"] == pytest.approx(0.3)
+    assert {n: c["score"] for n, c in val["candidates"].items()} == pytest.approx(
+        {"low": 0.3, "high": 0.8, "mid": 0.5})
+    # the final models are the chosen candidate's, trained with its parameters
+    assert list(res["models"]) == list(trained) == ["high"]
+    assert {f["params"]["name"] for f in stub.final_fits()} == {"high"}
+
+
+@pytest.mark.parametrize("levels, chosen", [
+    ({"a": 0.6, "b": 0.6, "c": 0.2}, "a"),
+    ({"a": 0.2, "b": 0.6, "c": 0.6}, "b"),
+    ({"c": 0.6, "b": 0.6, "a": 0.6}, "c"),
+])
+def test_ties_go_to_the_first_listed_candidate(levels, chosen):
+    res, _ = _run(Stub(_by_name(levels)), {n: {"name": n} for n in levels})
+    assert res["chosen"] == chosen
+    assert res["validation"]["margin"] == 0.0
+
+
+def test_every_actor_is_held_out_once_per_validation_seed_and_never_trained_on():
+    stub = Stub(_flat(0.5))
+    res, _ = _run(stub, {"a": {"name": "a"}, "b": {"name": "b"}}, val_seeds=(3, 4))
+    runs = stub.validation_fits()
+    assert len(runs) == 2 * 3 * 2  # candidates x actors x validation seeds
+    for f in runs:
+        held_out = {int(GROUPS[i]) for i in f["x_val"]}
+        assert len(held_out) == 1
+        # the fold trains on every clip of the other actors, and none of the held-out actor's
+        assert sorted(f["x"]) == [i for i in X.tolist() if GROUPS[i] not in held_out]
+        assert sorted(f["x_val"]) == [i for i in X.tolist() if GROUPS[i] in held_out]
+        assert f["y"] == Y[f["x"]].tolist()
+        assert f["epochs"] == 4
+    assert sorted((int(GROUPS[f["x_val"][0]]), f["seed"]) for f in runs[:6]) == [
+        (a, s) for a in (1, 2, 3) for s in (3, 4)]
+    assert res["validation"]["folds"] == [1, 2, 3] and res["validation"]["seeds"] == [3, 4]
+
+
+def test_loao_folds_are_sorted_by_actor_and_partition_the_clips():
+    folds = loao_folds([3, 1, 3, 2])
+    assert [a for a, _, _ in folds] == [1, 2, 3]
+    for _, tr, va in folds:
+        assert sorted(tr.tolist() + va.tolist()) == [0, 1, 2, 3]
+
+
+# --------------------------------------------------------------- the epochs
+
+# Raw peak at epoch 2 (a spike); the 3-epoch moving average peaks at epoch 5.
+SPIKY = [0.1, 0.9, 0.1, 0.5, 0.6, 0.55, 0.2]
+
+
+def test_epochs_are_the_peak_of_the_smoothed_mean_validation_curve():
+    sm = moving_average(SPIKY, 3)
+    np.testing.assert_allclose(sm, [0.5, 1.1 / 3, 0.5, 0.4, 0.55, 0.45, 0.375])
+    assert choose_epochs(SPIKY, 3) == (5, pytest.approx(0.55))
+    assert choose_epochs(SPIKY, 1) == (2, pytest.approx(0.9))
+
+    stub = Stub(lambda params, actor, seed: SPIKY)
+    res, _ = _run(stub, {"a": {"name": "a"}}, epochs=7, smooth=3)
+    c = res["validation"]["candidates"]["a"]
+    assert c["epochs"] == 5 and c["score"] == pytest.approx(0.55)
+    assert c["val_acc_at_epochs"] == pytest.approx(0.6) and c["val_acc_last"] == pytest.approx(0.2)
+    np.testing.assert_allclose(c["smoothed_val_acc"], sm)
+    assert res["models"]["a"]["epochs"] == 5
+    assert [f["epochs"] for f in stub.final_fits()] == [5, 5]
+
+
+def test_the_mean_curve_weights_each_fold_by_its_clips():
+    # actor 1 (2 clips) peaks at epoch 1, actor 2 (3 clips) at 2, actor 3 (5 clips) at 3:
+    # over all held-out clips the accuracy is [0.2, 0.3, 0.5], so epoch 3
+    # (a plain mean of the folds would tie at 1/3 and take epoch 1).
+    peaks = {1: [1, 0, 0], 2: [0, 1, 0], 3: [0, 0, 1]}
+    stub = Stub(lambda params, actor, seed: peaks[actor])
+    res, _ = _run(stub, {"a": {"name": "a"}}, epochs=3, smooth=1)
+    c = res["validation"]["candidates"]["a"]
+    np.testing.assert_allclose(c["mean_val_acc"], [0.2, 0.3, 0.5])
+    assert c["epochs"] == 3 and c["score"] == pytest.approx(0.5)
+    assert c["per_actor_at_epochs"] == {"1": 0.0, "2": 0.0, "3": 1.0}
+
+
+def test_first_peak_wins_ties_of_the_smoothed_curve():
+    assert choose_epochs([0.2, 0.7, 0.7, 0.1], 1) == (2, pytest.approx(0.7))
+    np.testing.assert_allclose(moving_average([0, 0, 3, 0, 0], 3), [0, 1, 1, 1, 0])
+    np.testing.assert_allclose(moving_average([1, 2, 3], 1), [1, 2, 3])
+
+
+def test_each_final_candidate_trains_for_its_own_epochs_when_final_is_all():
+    curves = {"a": [0.1, 0.8, 0.2, 0.1], "b": [0.1, 0.2, 0.3, 0.9], "c": [0.7, 0.1, 0.1, 0.1]}
+    stub = Stub(lambda params, actor, seed: curves[params["name"]])
+    res, trained = _run(stub, {n: {"name": n} for n in curves}, final="all", seeds=(0, 1, 2))
+    assert res["chosen"] == "b"
+    assert list(res["models"]) == list(trained) == ["a", "b", "c"]
+    finals = stub.final_fits()
+    assert [(f["params"]["name"], f["seed"], f["epochs"]) for f in finals] == [
+        (n, s, e) for n, e in (("a", 2), ("b", 4), ("c", 1)) for s in (0, 1, 2)]
+    for n, e in (("a", 2), ("b", 4), ("c", 1)):
+        assert res["models"][n]["epochs"] == e and res["models"][n]["seeds"] == [0, 1, 2]
+        assert [t.model["seed"] for t in trained[n]] == [0, 1, 2]
+        assert [h["seed"] for h in res["models"][n]["train_histories"]] == [0, 1, 2]
+
+
+def test_only_the_chosen_candidate_is_trained_when_final_is_chosen():
+    curves = {"a": [0.1, 0.8, 0.2, 0.1], "b": [0.1, 0.2, 0.9, 0.1]}
+    stub = Stub(lambda params, actor, seed: curves[params["name"]])
+    res, trained = _run(stub, {n: {"name": n} for n in curves}, seeds=(5, 6, 7))
+    finals = stub.final_fits()
+    assert [(f["params"]["name"], f["seed"], f["epochs"]) for f in finals] == [("b", s, 3) for s in (5, 6, 7)]
+    assert list(trained) == ["b"] and len(trained["b"]) == 3
+    # final models train on every training clip, without validation data
+    assert all(f["x"] == X.tolist() and f["y"] == Y.tolist() for f in finals)
+
+
+# ----------------------------------------------- evaluation splits stay out
+
+def test_evaluation_splits_are_loaded_once_after_every_fit():
+    events = []
+
+    def load_eval():
+        events.append("load_eval")
+        return [TEST, CONFIRM]
+
+    stub = Stub(_by_name({"a": 0.4, "b": 0.6}), events=events)
+    res, _ = _run(stub, {"a": {"name": "a"}, "b": {"name": "b"}}, load_eval=load_eval, final="all")
+    assert events.count("load_eval") == 1
+    i = events.index("load_eval")
+    assert "validation fit" in events[:i] and "final fit" in events[:i]
+    assert set(events[:i]) == {"validation fit", "final fit"}  # nothing predicted before, nothing fitted after
+    assert set(events[i + 1:]) == {"predict"}
+    assert events.index("final fit") > max(j for j, e in enumerate(events) if e == "validation fit")
+
+
+def test_validation_never_receives_a_test_or_confirm_clip():
+    stub = Stub(_flat(0.5))
+    res, _ = _run(stub, {"a": {"name": "a"}, "b": {"name": "b"}}, splits=(TEST, CONFIRM), final="all")
+    eval_ids = set(TEST.x.tolist()) | set(CONFIRM.x.tolist())
+    for f in stub.fits:
+        assert not eval_ids & set(f["x"])
+        assert not eval_ids & set(f["x_val"] or [])
+    # ...but both splits are scored, by every final candidate
+    for m in res["models"].values():
+        assert list(m["splits"]) == ["Test", "Confirm"]
+        assert m["splits"]["Confirm"]["n"] == 3
+
+
+# ----------------------------------------------------------- the ensemble
+
+# Four Test clips, three seeds. Clips 0 and 3 (true class 1): no seed predicts 1,
+# their mean does. Clip 1 (true 0): two seeds say 0 by a hair, one says 1
+# firmly; the mean says 1 (a majority vote would say 0). Clip 2: all say 2.
+PROBS = {
+    0: [[0.60, 0.40, 0.00], [0.51, 0.49, 0.00], [0.0, 0.0, 1.0], [0.60, 0.40, 0.00]],
+    1: [[0.00, 0.40, 0.60], [0.51, 0.49, 0.00], [0.0, 0.0, 1.0], [0.00, 0.40, 0.60]],
+    2: [[0.55, 0.45, 0.00], [0.00, 1.00, 0.00], [0.0, 0.0, 1.0], [0.55, 0.45, 0.00]],
+}
+
+
+def _scripted(params, seed, x):
+    assert x.tolist() == TEST.x.tolist()
+    return np.array(PROBS[seed])
+
+
+def test_ensemble_is_the_argmax_of_the_mean_of_the_seeds_probabilities():
+    stub = Stub(_flat(0.5), probs=_scripted)
+    res, _ = _run(stub, {"a": {"name": "a"}}, seeds=(0, 1, 2))
+    ev = res["models"]["a"]["splits"]["Test"]
+    mean = np.mean([PROBS[s] for s in (0, 1, 2)], axis=0)
+    assert mean.argmax(1).tolist() == [1, 1, 2, 1]
+    per_seed = [r["accuracy"] for r in ev["per_seed"]]
+    assert per_seed == [0.5, 0.5, 0.25]  # seeds 0 and 1: clips 1 and 2; seed 2: clip 2
+    assert ev["ensemble"]["accuracy"] == 0.75  # not any seed's, nor the seeds' mean
+    assert ev["ensemble"]["confusion"] == confusion(TEST.y, [1, 1, 2, 1], 3).tolist()
+    assert ev["summary"]["per_seed"] == per_seed and ev["summary"]["mean"] == pytest.approx(5 / 12)
+    # all seeds' predictions pooled
+    assert ev["pooled"]["n"] == 12 and ev["pooled"]["correct"] == 5
+    assert np.array(ev["pooled"]["confusion"]).tolist() == sum(
+        np.array(r["confusion"]) for r in ev["per_seed"]).tolist()
+    p = res["predictions"]["a"]["Test"]
+    assert p["ensemble_pred"] == [1, 1, 2, 1]
+    np.testing.assert_allclose(p["ensemble_proba"], mean, atol=1e-6)
+    assert p["pred_per_seed"] == {"0": [0, 0, 2, 0], "1": [2, 0, 2, 2], "2": [0, 1, 2, 0]}
+    assert p["y_true"] == TEST.y.tolist() and p["keys"] == TEST.keys and p["actors"] == [5, 5, 6, 6]
+
+
+def test_per_actor_accuracy_of_the_seeds_and_the_ensemble():
+    stub = Stub(_flat(0.5), probs=_scripted)
+    res, _ = _run(stub, {"a": {"name": "a"}}, seeds=(0, 1, 2))
+    pa = res["models"]["a"]["splits"]["Test"]["per_actor"]
+    # actor 5: clips 0, 1; actor 6: clips 2, 3
+    assert pa["ensemble"] == {"5": 0.5, "6": 1.0}
+    # seeds 0, 1, 2 get 1/2, 1/2, 0 of actor 5's clips and 1/2 of actor 6's each
+    assert pa["seed_mean"] == pytest.approx({"5": 1 / 3, "6": 0.5})
+
+
+def test_per_clip_predictions_agree_with_the_confusion_matrices():
+    rng = np.random.default_rng(0)
+    table = {s: rng.dirichlet(np.ones(3), size=len(TEST.x)) for s in (0, 1, 2)}
+    stub = Stub(_flat(0.5), probs=lambda params, seed, x: table[seed])
+    res, _ = _run(stub, {"a": {"name": "a"}}, seeds=(0, 1, 2))
+    ev, p = res["models"]["a"]["splits"]["Test"], res["predictions"]["a"]["Test"]
+    for r in ev["per_seed"]:
+        assert r["confusion"] == confusion(p["y_true"], p["pred_per_seed"][str(r["seed"])], 3).tolist()
+    assert ev["ensemble"]["confusion"] == confusion(p["y_true"], p["ensemble_pred"], 3).tolist()
+    assert p["ensemble_pred"] == np.mean([table[s] for s in (0, 1, 2)], axis=0).argmax(1).tolist()
+
+
+# ------------------------------------------------------------ the interval
+
+def test_seed_interval_uses_student_t_not_z():
+    accs = [0.5, 0.55, 0.6, 0.65, 0.7]
+    # by hand: sd (ddof=1) = sqrt(0.025 / 4) = 0.0790569; t(0.975, 4 dof) = 2.776445
+    half = 2.776445 * 0.0790569 / np.sqrt(5)  # 0.098162 (z = 1.96 would give 0.069296)
+    s = seed_summary(accs)
+    assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(0.0790569, abs=1e-7)
+    assert s["mean_ci95"] == pytest.approx([0.6 - half, 0.6 + half], abs=1e-6)
+    assert t_interval(accs) == pytest.approx((0.6 - half, 0.6 + half), abs=1e-6)
+    assert t_interval([0.4]) == (0.4, 0.4)
+
+
+def test_protocol_reports_the_seed_summary_of_its_per_seed_accuracies():
+    stub = Stub(_flat(0.5), probs=_scripted)
+    res, _ = _run(stub, {"a": {"name": "a"}}, seeds=(0, 1, 2))
+    ev = res["models"]["a"]["splits"]["Test"]
+    assert ev["summary"] == seed_summary([0.5, 0.5, 0.25])
+
+
+# --------------------------------------------------------- the real learner
+
+def test_cnn1d_learner_fits_its_scale_on_the_rows_it_is_given_only():
+    """The ``train_rms`` scale comes from the training rows of a fit, never
+    from its validation rows, and predict uses the stored scale."""
+    pytest.importorskip("torch")
+    import dataclasses
+
+    from ser.cnn1d import fit_scale, learner
+    from ser.config import Cnn1dConfig
+
+    cfg = dataclasses.replace(Cnn1dConfig(), sr_hz=8000, n_channels=4, n_hidden=8, n_blocks=2, batch_size=4)
+    rng = np.random.default_rng(0)
+    x = (0.05 * rng.standard_normal((6, 400))).astype(np.float32)
+    x_val = (0.9 * rng.standard_normal((2, 400))).astype(np.float32)  # loud: would move a shared scale
+    y, y_val = np.array([0, 1, 0, 1, 0, 1]), np.array([0, 1])
+    lrn = learner(cfg, 2)
+    params = {"norm": "train_rms", "shift_s": 0.0}
+    trained, hist = lrn.fit(params, x, y, seed=0, epochs=1, x_val=x_val, y_val=y_val, log=_quiet)
+    assert trained.state["train_rms_scale"] == pytest.approx(fit_scale(x), rel=1e-12)
+    assert fit_scale(np.concatenate([x, x_val])) > 5 * fit_scale(x)
+    assert len(hist["val_acc"]) == 1
+    p = lrn.predict(trained, params, x_val)
+    assert p.shape == (2, 2) and np.allclose(p.sum(1), 1, atol=1e-5)
+    # a scale refitted on the inputs at prediction time would make a louder copy predict the same
+    assert not np.allclose(lrn.predict(trained, params, 10 * x_val), p, atol=1e-4)
+    other, _ = lrn.fit({"norm": "clip_std", "shift_s": 0.0}, x, y, seed=0, epochs=1, log=_quiet)
+    assert other.state["train_rms_scale"] is None
