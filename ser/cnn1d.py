@@ -339,7 +339,7 @@ def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",),
         The protocol's results with this network's ``input``, ``architecture``
         and ``training`` added, and the trained models per candidate.
     """
-    from .dataset import split_clips, training_actors
+    from .dataset import check_actor_disjoint, split_clips, training_actors
     from .protocol import EvalSplit, ProtocolConfig, run_protocol
 
     log = log or (lambda s: print(s, flush=True))
@@ -348,6 +348,7 @@ def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",),
     t0 = time.perf_counter()
     train = split_clips(clips, "Train")
     actors = training_actors(train)
+    check_actor_disjoint(train, [c for s in eval_splits for c in split_clips(clips, s)])
     classes = sorted({c.class_name for c in clips})
     kw = dict(n_frames=cfg.n_frames, hop_s=cfg.hop_s, sr_hz=cfg.sr_hz)
     x_train = load_waveforms([c.path for c in train], **kw)

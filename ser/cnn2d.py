@@ -130,7 +130,7 @@ def run_cnn2d(image_root: str | os.PathLike, cfg, *, eval_splits: Sequence[str] 
     -------
     (results, trained), as :func:`ser.cnn1d.run_cnn1d`.
     """
-    from .dataset import image_records, training_actors
+    from .dataset import check_actor_disjoint, image_records, training_actors
     from .protocol import EvalSplit, ProtocolConfig, run_protocol
 
     log = log or (lambda s: None)
@@ -138,6 +138,7 @@ def run_cnn2d(image_root: str | os.PathLike, cfg, *, eval_splits: Sequence[str] 
     train = image_records(image_root, "Train")
     classes = sorted({r["class_name"] for r in train})
     actors = training_actors(train)
+    check_actor_disjoint(train, [r for s in eval_splits for r in image_records(image_root, s, classes=classes)])
     x_train, y_train = load_images(train, cfg)
     load_s = time.perf_counter() - t0
 

@@ -166,6 +166,18 @@ def training_actors(train) -> "np.ndarray":
     return np.array(actors)
 
 
+def check_actor_disjoint(train, others) -> None:
+    """An error when an actor of the training clips (Clips or image records)
+    is also in another split: validation by actor would then be no guide to
+    unseen speakers, and an evaluation split would not be unseen."""
+    actor = lambda c: c["actor"] if isinstance(c, dict) else c.actor  # noqa: E731
+    split = lambda c: c["split"] if isinstance(c, dict) else c.split  # noqa: E731
+    seen = {actor(c) for c in train} - {None}
+    for c in others:
+        if actor(c) in seen:
+            raise DataError(f"actor {actor(c)} is in both Train and {split(c)} (e.g. {c['key'] if isinstance(c, dict) else c.key})")
+
+
 def image_records(image_root: str | os.PathLike, split: str, *, classes: list[str] | None = None) -> list[dict]:
     """The images of one split of an image tree ``<root>/<split>/<Class>/*.png``.
 

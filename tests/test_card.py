@@ -32,7 +32,7 @@ def _records(n_samples, sr):
 
     info = AudioInfo(sr_hz=sr, n_channels=1, n_samples=n_samples, subtype="PCM_16")
     return [{"key": f"Train/A/{i}.wav", "split": split, "class": "A", "actor": None, "sr_hz": sr,
-             "channels": 1, "subtype": "PCM_16", "duration_s": info.duration_s, "audio_sha256": f"{split}{i}"}
+             "channels": 1, "subtype": "PCM_16", "n_samples": n_samples, "duration_s": info.duration_s, "audio_sha256": f"{split}{i}"}
             for i, split in enumerate(("Train", "Test"))]
 
 

@@ -308,8 +308,6 @@ def test_run_cnn1d_end_to_end(tiny_dataset, tmp_path, monkeypatch):
         assert torch.equal(net(inp), again(inp))
 
 
-@pytest.mark.xfail(strict=True, reason="regression of the protocol refactor (e3170ca): run_cnn1d no longer "
-                                       "refuses an actor found in both Train and Test")
 def test_run_cnn1d_refuses_shared_actor(tiny_dataset):
     import shutil
 

@@ -57,6 +57,7 @@ def test_report_with_a_missing_figure_is_not_rendered(mini_report, tmp_path):
 
     rep, res = mini_report
     (rep / "print.css").write_text("body { font-family: 'DejaVu Sans'; }")
+    (rep / "screen.css").write_text("body { max-width: 45em; }")
     figures = tmp_path / "figures"
     figures.mkdir()
     (figures / "there.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>')
