@@ -7,6 +7,7 @@ tiny synthetic data set, with a TOML override (``SER_CONFIG``) that makes the
 networks tiny. doit prints ``.  name`` for a task it runs and ``-- name`` for
 one it finds up to date; the tests compare those sets with what must run.
 """
+import csv
 import hashlib
 import json
 import os
@@ -331,3 +332,38 @@ def test_editing_one_pipeline_function_reruns_its_task_only(built):
     assert "summary" in executed
     assert executed == must_run(built.graph_, {"summary"}, changed), sorted(changed)
     assert executed <= {"summary", "report"}
+
+
+@pytest.mark.slow
+def test_predict_applies_the_trained_models_to_new_clips(built, tmp_path):
+    """`doit predict` on the Test folder gives back the build's own Test scores."""
+    out_csv = tmp_path / "p.csv"
+    out = built.doit("predict", "--clips", str(built.data / "Test"), "--out", str(out_csv))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    rows = list(csv.DictReader(out_csv.open()))
+    results = built.project / "build" / "results"
+    svm = json.loads((results / "svm.json").read_text())
+    best = svm["readings"]["hz"]["best"]
+    expected = {f"spec SVM, {best}": svm["readings"]["hz"]["kinds"][best]["spec"]["splits"]["Test"]["accuracy"]}
+    for key in ("cnn1d", "cnn2d"):
+        net = json.loads((results / f"{key}.json").read_text())
+        name = f"{key[3:].upper()} CNN, {net['chosen']}, seed ensemble"
+        expected[name] = net["models"][net["chosen"]]["splits"]["Test"]["ensemble"]["accuracy"]
+    got = {}
+    for r in rows:
+        got.setdefault(r["model"], []).append(int(r["correct"]))
+    assert set(got) == set(expected)
+    for model, acc in expected.items():
+        assert np.mean(got[model]) == pytest.approx(acc), model
+    assert "accuracy" in out.stdout
+
+
+@pytest.mark.slow
+def test_predict_without_trained_models_names_the_task(tmp_path):
+    project = copy_project(tmp_path / "project")
+    data = make_dataset(tmp_path / "ES")
+    out = doit("-f", str(project / "dodo.py"), "--db-file", str(tmp_path / "db"), "predict", "--clips",
+               str(data / "Test"), f"data_dir={data}", cwd=project)
+    assert out.returncode != 0
+    assert "train the models first with `doit" in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
