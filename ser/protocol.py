@@ -102,6 +102,32 @@ def loao_folds(groups: Sequence[int]) -> list[tuple[int, np.ndarray, np.ndarray]
     return sorted(folds, key=lambda f: f[0])
 
 
+def ensemble_curve(runs: list[dict]) -> np.ndarray | None:
+    """Validation accuracy per epoch of the validation seeds' ensemble: in
+    each fold, the seeds' class probabilities averaged; pooled over folds.
+    None without several seeds per fold (or without recorded probabilities)."""
+    folds: dict[int, list[dict]] = {}
+    for r in runs:
+        folds.setdefault(r["actor"], []).append(r)
+    if any(len(f) < 2 or any("val_proba" not in r for r in f) for f in folds.values()):
+        return None
+    correct = sum((np.mean([r["val_proba"] for r in f], axis=0).argmax(-1) == f[0]["y_val"]).sum(axis=-1)
+                  for f in folds.values())
+    return correct / sum(len(f[0]["y_val"]) for f in folds.values())
+
+
+def declare(row: dict) -> dict:
+    """The model the report judges, chosen on the training actors: the seed
+    ensemble when the validation seeds' ensemble is at least as accurate as
+    a single seed at the chosen epoch (both smoothed), else a single model
+    (reported as the mean over seeds)."""
+    ens = row.get("ensemble_score")
+    model = "single" if ens is None or ens < row["score"] else "ensemble"
+    return {"model": model, "val_single": row["score"], "val_ensemble": ens,
+            "rule": "seed ensemble if its validation accuracy (validation seeds averaged per fold) is at least "
+                    "a single seed's at the chosen epoch"}
+
+
 def validate_candidate(learner: Learner, params: dict, x, y, groups, pcfg: ProtocolConfig,
                        *, log: Callable[[str], None], label: str = "") -> dict:
     """Leave-one-actor-out for one candidate, every validation seed; its row
@@ -113,15 +139,21 @@ def validate_candidate(learner: Learner, params: dict, x, y, groups, pcfg: Proto
                                x_val=x[va], y_val=y[va], log=lambda s: None)
             log(f"{label} actor {actor} seed {vs}: val acc last {h['val_acc'][-1]:.3f}, "
                 f"best {max(h['val_acc']):.3f} ({h['seconds']:.0f} s)")
-            runs.append({"actor": actor, "seed": int(vs), "n_val": int(len(va)), **h})
+            runs.append({"actor": actor, "seed": int(vs), "n_val": int(len(va)), "y_val": y[va], **h})
     w = np.array([r["n_val"] for r in runs], float)
     mean_acc = np.average([r["val_acc"] for r in runs], axis=0, weights=w)
     mean_loss = np.average([r["val_loss"] for r in runs], axis=0, weights=w)
     epochs, score = choose_epochs(mean_acc, pcfg.smooth_epochs)
+    ens_acc = ensemble_curve(runs)
+    for r in runs:  # arrays stay out of the results
+        r.pop("val_proba", None)
+        r.pop("y_val")
     return {
         "params": params,
         "score": score,
         "epochs": epochs,
+        "ensemble_val_acc": None if ens_acc is None else ens_acc.tolist(),
+        "ensemble_score": None if ens_acc is None else float(moving_average(ens_acc, pcfg.smooth_epochs)[epochs - 1]),
         "val_acc_at_epochs": float(mean_acc[epochs - 1]),
         "val_acc_last": float(mean_acc[-1]),
         "min_val_loss": float(mean_loss.min()),
@@ -273,5 +305,6 @@ def run_protocol(learner: Learner, candidates: dict[str, dict], x, y, groups, *,
                 f"± {s['summary']['std']:.3f}, ensemble {s['ensemble']['accuracy']:.3f}")
     timings["evaluation"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
-    return {"classes": list(classes), "validation": val, "chosen": val["chosen"], "models": models,
+    return {"classes": list(classes), "validation": val, "chosen": val["chosen"],
+            "declared": declare(val["candidates"][val["chosen"]]), "models": models,
             "predictions": preds, "timings_s": timings}, trained

@@ -114,8 +114,10 @@ def fit(
     Returns
     -------
     dict with lists ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``
-    (one value per epoch; the val lists are empty without validation data) and
-    ``seconds``.
+    (one value per epoch; the val lists are empty without validation data),
+    ``val_proba`` (the validation class probabilities after each epoch, an
+    array [shape=(n_epochs, n_val, n_classes)], for ensembles of runs; not
+    JSON: the protocol drops it) and ``seconds``.
     """
     import torch
     import torch.nn.functional as F
@@ -151,10 +153,13 @@ def fit(
         hist["train_acc"].append(correct / len(x_train))
         msg = f"{label} epoch {epoch + 1}/{cfg.epochs} loss {hist['train_loss'][-1]:.3f} acc {hist['train_acc'][-1]:.3f}"
         if x_val is not None:
-            vl, va, _ = evaluate(model, x_val, y_val)
+            vl, va, p = evaluate(model, x_val, y_val)
             hist["val_loss"].append(vl)
             hist["val_acc"].append(va)
+            hist.setdefault("val_proba", []).append(p.astype(np.float32))
             msg += f" | val loss {vl:.3f} acc {va:.3f}"
         log(msg)
     hist["seconds"] = time.perf_counter() - t0
+    if "val_proba" in hist:
+        hist["val_proba"] = np.stack(hist["val_proba"])
     return hist
