@@ -40,14 +40,21 @@ augmentations are re-implemented here with the build's layer order and random
 draws (``ser/cnn2d.py``, ``ser/augment.py`` at this commit), so that this
 script does not depend on modules that are being rewritten.
 
-How it was run for issue 9 (see the commit message for the numbers)::
+How it was run for issue 9 (results and reading: bench/design_study_results/README.md)::
 
-    # here, on CPU, Train only:
+    # here, on CPU, Train only (15 s):
     python bench/design_study.py prepare --data ../shared/data/EmotionSpeech \\
         --out /work/main/.design/data
-    # on the lent H100 machine (16 cores), ser/ and this script copied beside the data:
-    cd .design && PYTHONPATH=. python design_study.py run --data data --device cuda \\
-        --out $OUT --seeds 0 1 2 --gpu-workers 6 --cpu-workers 9 --budget-s 420
+    # on the lent H100 machine (16 cores), ser/ (this commit's) and this script
+    # copied beside the data as .design/:
+    # run 1, every candidate, seeds 0-3 (241 s):
+    cd .design && PYTHONPATH=. python3 design_study.py run --data data --device cuda \\
+        --out $OUT --seeds 0 1 2 3 --gpu-workers 12 --budget-s 370 --grace-s 45
+    # run 2, bench/design_study_results/run2_plan.json, 1D to 80 epochs (316 s):
+    cd .design && PYTHONPATH=. python3 design_study.py run --data data --device cuda \\
+        --out $OUT --plan plan2.json --epochs1d 80 --gpu-workers 14 --budget-s 330 --grace-s 30
+    # here: both runs merged, 1D curves cut to 50 epochs
+    python bench/design_study.py report run1_results.json.gz run2_results.json.gz --out merged
 
 A tiny CPU check of the whole path (a few epochs, a few clips per actor)::
 
@@ -106,6 +113,11 @@ CANDS1D = [
                    "gain_db": 6.0, "mixup": 0.3}, "a+b_dither+c+d_all, fixed before the run"),
     ("f_sinc", {"first": "sinc"}, "sinc band-pass first layer (32 learnt bands, 81 taps)"),
     ("f_48k", {"sr": 48000}, "48 kHz input, first layer 5 ms / 1 ms stride held fixed"),
+    # added for the second device run, from the first run's winners (c_voiced, b_floor; f_sinc, a_onset close)
+    ("combo_vf", {"norm": "voiced_rms", "noise": "floor"}, "c_voiced + b_floor (run 2)"),
+    ("combo_ovf", {"window": "onset", "norm": "voiced_rms", "noise": "floor"}, "a_onset + c_voiced + b_floor (run 2)"),
+    ("combo_vd", {"norm": "voiced_rms", "noise": "dither"}, "c_voiced + b_dither (run 2)"),
+    ("combo_vfs", {"norm": "voiced_rms", "noise": "floor", "first": "sinc"}, "c_voiced + b_floor + f_sinc (run 2)"),
 ]
 CANDS2D = [
     ("base", {}, "build default: first 200 frames, GAP head, spectrogram aug + mixup 0.4"),
@@ -119,6 +131,11 @@ CANDS2D = [
     ("c_freq_coord", {"head": "freq", "coord": True}, "c_freq and c_coord"),
     ("combo_pre", {"window": "onset", "rownorm": "image", "head": "freq"},
      "a+b_row_img+c_freq, fixed before the run"),
+    # added for the second device run, from the first run's winners (a_onset, c_freq, c_freq_coord)
+    ("combo_afc", {"window": "onset", "head": "freq", "coord": True}, "a_onset + c_freq_coord (run 2)"),
+    ("combo_af", {"window": "onset", "head": "freq"}, "a_onset + c_freq (run 2)"),
+    ("combo_afc_rt", {"window": "onset", "head": "freq", "coord": True, "rownorm": "train"},
+     "a_onset + c_freq_coord + b_row_train (run 2)"),
 ]
 
 
@@ -732,12 +749,21 @@ def run(args) -> None:
         return [(tier, order, net, name, f, s) for s in seeds for f in folds]
 
     queue = []
-    for net, cands in (("1d", c1), ("2d", c2)):
+    plan = json.loads(Path(args.plan).read_text()) if args.plan else None
+    for k, (net, name, seeds) in enumerate(plan or []):  # [[net, candidate, [seeds]], ...] in priority order
+        queue += [(0, k, net, name, f, s) for s in seeds for f in folds]
+    for net, cands in (() if plan else (("1d", c1), ("2d", c2))):
         for k, c in enumerate(cands):
             queue += jobs_for(net, c[0], first_seeds, 0, k)
             queue += jobs_for(net, c[0], later_seeds, 2, k)
     runs: dict = {"1d": {}, "2d": {}}
     expected = {(net, name): len(folds) * len(args.seeds) for net in params for name in params[net]}
+    if plan:
+        params = {net: {n: p for n, p in params[net].items() if any(q[:2] == [net, n] for q in plan)}
+                  for net in params}
+        expected = {(net, name): len(folds) * sum(len(q[2]) for q in plan if q[:2] == [net, name])
+                    for net in params for name in params[net]}
+        args.skip += ",combo"
     combo_done = {"1d": "combo" in args.skip, "2d": "combo" in args.skip}
 
     route = {"1d": "gpu" if args.device == "cuda" and args.gpu_workers > 0 else "cpu",
@@ -880,6 +906,54 @@ def run(args) -> None:
     log(f"done in {time.time() - t_start:.0f} s")
 
 
+def report(args) -> None:
+    """Merge the runs of several ``results.json`` files (first copy of a fold x
+    seed wins), cut every curve to ``--epochs1d`` / ``--epochs2d`` epochs
+    (runs with fewer are left out) and write the tables again."""
+    eps = {"1d": args.epochs1d, "2d": args.epochs2d}
+    runs: dict = {"1d": {}, "2d": {}}
+    descr: dict = {"1d": {c[0]: c[2] for c in CANDS1D}, "2d": {c[0]: c[2] for c in CANDS2D}}
+    for path in args.results:
+        raw = Path(path).read_bytes()
+        if str(path).endswith(".gz"):
+            import gzip
+
+            raw = gzip.decompress(raw)
+        blob = json.loads(raw)
+        for net in ("1d", "2d"):
+            descr[net].update(blob.get("descr", {}).get(net, {}))
+            for name, rs in blob["runs"].get(net, {}).items():
+                have = {(r["fold"], r["seed"]) for r in runs[net].get(name, [])}
+                for r in rs:
+                    n = len(r["val"]["single"]["acc"])
+                    if r.get("aborted_at_epoch") or n < eps[net] or (r["fold"], r["seed"]) in have:
+                        continue
+                    val = {v: {k: c[: eps[net]] for k, c in vv.items()} for v, vv in r["val"].items()}
+                    runs[net].setdefault(name, []).append(
+                        {"net": net, "cand": name, "fold": r["fold"], "seed": r["seed"],
+                         "hist": {"val": val, "seconds": r["seconds"] * eps[net] / n}})
+    order = {"1d": [c[0] for c in CANDS1D], "2d": [c[0] for c in CANDS2D]}
+    md = [f"# Design study, issue 9: merged {', '.join(str(p) for p in args.results)}", "",
+          f"Curves cut to {eps['1d']} (1D) / {eps['2d']} (2D) epochs. Columns as in the run's tables; "
+          "margins against the baseline runs of the same merge. s/run: mean seconds of one run on the "
+          "machine that ran it (scaled to the cut), with many runs sharing it.", ""]
+    summary = {}
+    for net in ("1d", "2d"):
+        names = [n for n in order[net] if n in runs[net]] + sorted(set(runs[net]) - set(order[net]))
+        views = ["single", "tta3"] if net == "1d" else ["single"]
+        summary[net] = {n: {v: summarise(runs[net][n], v, runs[net].get("base")) for v in views} for n in names}
+        md.append(table_md(net, summary[net], names, descr[net]))
+        wins = [f"{n}/{v} ({rule} rule {s[rule]['margin']:+.3f} > SE {s[rule]['se']:.3f})"
+                for n in names for v, s in summary[net][n].items() if s and n != "base"
+                for rule in ("acc", "loss") if s[rule].get("margin", 0) > s[rule]["se"]]
+        md.append(f"Beat the baseline by more than their own SE: {'; '.join(wins) or 'none'}\n")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tables.md").write_text("\n".join(md))
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print("\n".join(md))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -900,6 +974,8 @@ def main() -> None:
     pr.add_argument("--skip", default="", help="'combo' to skip the adaptive combination")
     pr.add_argument("--combo-rule", default="se", choices=("se", "any"),
                     help="a winner beats the baseline by more than its SE ('any': by more than 0; checks only)")
+    pr.add_argument("--plan", default=None,
+                    help="JSON file [[net, candidate, [seeds]], ...]: run exactly these, in this order")
     pr.add_argument("--clips-per-actor", type=int, default=0, help="0: all (tiny checks only)")
     pr.add_argument("--gpu-workers", type=int, default=6)
     pr.add_argument("--cpu-workers", type=int, default=2)
@@ -908,8 +984,15 @@ def main() -> None:
                     help="with --device cuda: 2D runs on the GPU workers (default) or CPU workers")
     pr.add_argument("--budget-s", type=float, default=1e9, help="start no run after this many seconds")
     pr.add_argument("--grace-s", type=float, default=60.0, help="runs still going this long after the budget stop")
+    rp = sub.add_parser("report", help="merge results.json files and write the tables again")
+    rp.add_argument("results", nargs="+")
+    rp.add_argument("--out", required=True)
+    rp.add_argument("--epochs1d", type=int, default=TRAIN1D["epochs"])
+    rp.add_argument("--epochs2d", type=int, default=TRAIN2D["epochs"])
     args = ap.parse_args()
-    if args.cmd == "prepare":
+    if args.cmd == "report":
+        report(args)
+    elif args.cmd == "prepare":
         prepare(Path(args.data), Path(args.out))
     else:
         run(args)
