@@ -179,7 +179,7 @@ def task_cnn1d():
         "actions": [_run(fn, DATA_DIR, MODELS_DIR / "cnn1d", RESULTS["cnn1d"], CONFIG)],
         "file_dep": WAVS + _code_files(fn),
         "targets": [RESULTS["cnn1d"]],
-        "uptodate": [_changed(fn, "cnn1d", data_dir=True)],
+        "uptodate": [_changed(fn, "cnn1d", "onset", data_dir=True)],
         "clean": True,
     }
 
@@ -193,7 +193,7 @@ def task_images():
         "actions": [_run(fn, DATA_DIR, IMAGES_DIR, RESULTS["images"], CONFIG)],
         "file_dep": WAVS + _code_files(fn),
         "targets": [RESULTS["images"]],
-        "uptodate": [_changed(fn, "mel", "cnn2d", data_dir=True)],
+        "uptodate": [_changed(fn, "mel", "cnn2d", "onset", data_dir=True)],
         "clean": True,
     }
 

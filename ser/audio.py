@@ -100,3 +100,47 @@ def fix_length(y: np.ndarray, n_samples: int) -> np.ndarray:
     n = min(n_samples, y.shape[0])
     out[:n] = y[:n]
     return out
+
+
+def frame_rms(y: np.ndarray, sr_hz: int, *, frame_s: float = 0.02, hop_s: float = 0.01) -> np.ndarray:
+    """Short-time RMS: np.ndarray [shape=(n_frames,)], frames of ``frame_s``
+    seconds every ``hop_s`` seconds (a clip shorter than a frame is one frame)."""
+    win, hop = max(1, int(round(frame_s * sr_hz))), max(1, int(round(hop_s * sr_hz)))
+    y = np.asarray(y, np.float64)
+    if len(y) < win:
+        y = np.pad(y, (0, win - len(y)))
+    frames = np.lib.stride_tricks.sliding_window_view(y, win)[::hop]
+    return np.sqrt(np.mean(frames * frames, axis=1))
+
+
+def speech_onset_s(y: np.ndarray, sr_hz: int, *, rel_db: float = -30.0, margin_s: float = 0.1,
+                   frame_s: float = 0.02, hop_s: float = 0.01) -> float:
+    """Where speech starts, in seconds: the start of the first frame whose
+    RMS exceeds the clip's loudest frame by ``rel_db`` dB (so the rule does
+    not depend on the recording level), minus ``margin_s``, floored at 0.
+
+    Most clips of the data set open with 0.5-1 s of silence (exact digital
+    zeros for some actors), so a fixed window from the file's start wastes a
+    third of itself; from the onset it holds the utterance. A silent clip
+    starts at 0.
+    """
+    rms = frame_rms(y, sr_hz, frame_s=frame_s, hop_s=hop_s)
+    if rms.max() <= 0:
+        return 0.0
+    first = int(np.argmax(rms > rms.max() * 10 ** (rel_db / 20)))
+    return max(0.0, first * max(1, int(round(hop_s * sr_hz))) / sr_hz - margin_s)
+
+
+def window_start(y: np.ndarray, sr_hz: int, window: str, onset=None) -> int:
+    """First sample of a clip's analysis window: 0 for ``"start"``, the
+    speech onset (:func:`speech_onset_s` with the fields of ``onset``, a
+    :class:`ser.config.OnsetConfig`) for ``"onset"``."""
+    if window == "start":
+        return 0
+    if window == "onset":
+        kw = {} if onset is None else dict(rel_db=onset.rel_db, margin_s=onset.margin_s,
+                                           frame_s=onset.frame_s, hop_s=onset.hop_s)
+        return int(round(speech_onset_s(y, sr_hz, **kw) * sr_hz))
+    from .errors import ConfigError
+
+    raise ConfigError(f"window must be 'start' or 'onset', got {window!r}")

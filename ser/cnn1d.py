@@ -53,7 +53,7 @@ def clip_samples(*, sr_hz: int, n_frames: int, hop_s: float) -> int:
 
 
 def load_waveform(path, *, n_frames: int = 200, hop_s: float = 0.015,
-                  sr_hz: int | None = None) -> np.ndarray:
+                  sr_hz: int | None = None, window: str = "start", onset=None) -> np.ndarray:
     """One clip as mono float32 in [-1, 1], resampled, then cut or zero-padded.
 
     Parameters
@@ -64,25 +64,37 @@ def load_waveform(path, *, n_frames: int = 200, hop_s: float = 0.015,
         Keep ``(n_frames + 1) * int(sr * hop_s)`` samples, as the spec's data set.
     sr_hz : int, optional
         Resample to this rate first; None keeps the file's rate.
+    window : {"start", "onset"} or tuple of them
+        Where the kept samples begin: the file's start (the spec's data set),
+        or the speech onset (:func:`ser.audio.window_start`, with ``onset``, a
+        :class:`ser.config.OnsetConfig`, found at the file's own rate). A tuple
+        gives one row per window, from one decoding.
 
     Returns
     -------
-    y : np.ndarray [shape=(n_samples,), dtype=float32]
+    y : np.ndarray [shape=(n_samples,) or (len(window), n_samples), dtype=float32]
     """
+    from .audio import window_start
+
     y, sr = read_mono(path)
     target = sr if sr_hz is None else int(sr_hz)
+    starts = [window_start(y, sr, w, onset) for w in ((window,) if isinstance(window, str) else window)]
     y = resample(y, sr_hz=sr, target_sr_hz=target)
-    return fix_length(y, clip_samples(sr_hz=target, n_frames=n_frames, hop_s=hop_s))
+    n = clip_samples(sr_hz=target, n_frames=n_frames, hop_s=hop_s)
+    rows = [fix_length(y[int(round(s * target / sr)):], n) for s in starts]
+    return rows[0] if isinstance(window, str) else np.stack(rows)
 
 
 def load_waveforms(paths: Sequence, *, n_frames: int = 200, hop_s: float = 0.015,
-                   sr_hz: int | None = None) -> np.ndarray:
-    """Several clips stacked: np.ndarray [shape=(n_clips, n_samples), dtype=float32].
+                   sr_hz: int | None = None, window: str | tuple = "start", onset=None) -> np.ndarray:
+    """Several clips stacked: np.ndarray [shape=(n_clips, n_samples)] (or
+    [shape=(n_clips, len(window), n_samples)] for a tuple of windows), float32.
 
     All clips must share a sample rate when ``sr_hz`` is None.
     """
-    ys = [load_waveform(p, n_frames=n_frames, hop_s=hop_s, sr_hz=sr_hz) for p in paths]
-    lengths = {len(y) for y in ys}
+    ys = [load_waveform(p, n_frames=n_frames, hop_s=hop_s, sr_hz=sr_hz, window=window, onset=onset)
+          for p in paths]
+    lengths = {y.shape[-1] for y in ys}
     if len(lengths) > 1:
         raise DataError(f"clips give {sorted(lengths)} samples: mixed sample rates, pass sr_hz")
     return np.stack(ys) if ys else np.zeros((0, 0), np.float32)
@@ -267,9 +279,9 @@ class EmotionSpeechDataset(torch.utils.data.Dataset):
 # ------------------------------------------------------------------ protocol
 
 def candidates(cfg) -> dict[str, dict]:
-    """The settings compared by validation: ``grid_norm`` x ``grid_shift_s``."""
-    return {f"{n}, shift {float(s):g} s": {"norm": n, "shift_s": float(s)}
-            for n in cfg.grid_norm for s in cfg.grid_shift_s}
+    """The settings compared by validation: ``grid_window`` x ``grid_norm`` x ``grid_shift_s``."""
+    return {f"window at {w}, {n}, shift ±{float(s):g} s": {"window": w, "norm": n, "shift_s": float(s)}
+            for w in cfg.grid_window for n in cfg.grid_norm for s in cfg.grid_shift_s}
 
 
 def learner(cfg, n_classes: int):
@@ -277,17 +289,22 @@ def learner(cfg, n_classes: int):
 
     ``fit`` normalises (fitting the ``train_rms`` scale on its own training
     clips only), seeds, builds and trains one model; the scale travels in the
-    returned state. Inputs are waveforms in [-1, 1], [shape=(n_clips, n_samples)].
+    returned state. Inputs are waveforms in [-1, 1], one row per window of
+    ``cfg.grid_window`` [shape=(n_clips, n_windows, n_samples)]; a candidate
+    reads the row of its ``window``.
     """
     from .augment import AugmentSpec, make_augment
     from .protocol import Learner, Trained
     from .training import TrainConfig, evaluate, fit, seed_everything
 
+    def pick(x, params):
+        return x[:, list(cfg.grid_window).index(params["window"])]
+
     def as_input(x, params, scale):
-        return torch.from_numpy(normalise(x, params["norm"], scale=scale)).unsqueeze(1)
+        return torch.from_numpy(normalise(pick(x, params), params["norm"], scale=scale)).unsqueeze(1)
 
     def fit_one(params, x, y, *, seed, epochs, x_val=None, y_val=None, log=None):
-        scale = fit_scale(x) if params["norm"] == "train_rms" else None
+        scale = fit_scale(pick(x, params)) if params["norm"] == "train_rms" else None
         seed_everything(seed)
         model = build_model(n_classes, sr_hz=cfg.sr_hz, **model_kwargs(cfg))
         tcfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
@@ -311,7 +328,7 @@ def describe(cfg, n_classes: int) -> dict:
     n = clip_samples(sr_hz=cfg.sr_hz, n_frames=cfg.n_frames, hop_s=cfg.hop_s)
     return {
         "input": {"sr_hz": cfg.sr_hz, "n_frames": cfg.n_frames, "hop_s": cfg.hop_s,
-                  "n_samples": n, "duration_s": n / cfg.sr_hz},
+                  "n_samples": n, "duration_s": n / cfg.sr_hz, "windows": list(cfg.grid_window)},
         "architecture": {"name": "WaveCNN", **model_kwargs(cfg),
                          "n_params": int(sum(p.numel() for p in model.parameters())), "text": str(model)},
         "training": {"optimizer": "Adam", "loss": "cross-entropy", "lr": cfg.lr, "batch_size": cfg.batch_size,
@@ -320,7 +337,7 @@ def describe(cfg, n_classes: int) -> dict:
     }
 
 
-def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",),
+def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",), onset=None,
               log: Callable[[str], None] | None = None) -> tuple[dict, dict]:
     """The 1D CNN through the shared protocol (:func:`ser.protocol.run_protocol`).
 
@@ -331,6 +348,8 @@ def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",),
     cfg : :class:`ser.config.Cnn1dConfig`
     eval_splits : sequence of str
         The splits scored once by the final models, after every choice.
+    onset : :class:`ser.config.OnsetConfig`, optional
+        The speech-onset rule for windows at ``"onset"`` (default: its defaults).
     log : callable(str), optional
 
     Returns
@@ -350,7 +369,7 @@ def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",),
     actors = training_actors(train)
     check_actor_disjoint(train, [c for s in eval_splits for c in split_clips(clips, s)])
     classes = sorted({c.class_name for c in clips})
-    kw = dict(n_frames=cfg.n_frames, hop_s=cfg.hop_s, sr_hz=cfg.sr_hz)
+    kw = dict(n_frames=cfg.n_frames, hop_s=cfg.hop_s, sr_hz=cfg.sr_hz, window=tuple(cfg.grid_window), onset=onset)
     x_train = load_waveforms([c.path for c in train], **kw)
     y_train = np.array([c.label for c in train])
     load_s = time.perf_counter() - t0

@@ -19,32 +19,59 @@ from torch import nn
 
 class Cnn2d(nn.Module):
     """Blocks of conv 3x3 (no bias) -> batch norm -> ReLU, a 2x2 max-pool
-    between blocks, then global average pooling, dropout and a linear layer.
+    between blocks, then pooling, dropout and a linear layer.
 
-    Input [batch, 1, height, width] (any size of at least ``2**(len(widths)-1)``
-    pixels a side), output logits [batch, n_classes].
+    ``head="gap"`` pools over both axes (global average pooling): the
+    classifier no longer knows where in frequency a pattern was.
+    ``head="freq"`` averages over time only and hands the classifier every
+    frequency row of every channel: where the energy sits in frequency (pitch,
+    formants) survives. ``coord=True`` adds a second input channel holding
+    each row's position, +1 at the top row to -1 at the bottom, so that even
+    the convolutions know which band they look at.
+
+    Input [batch, 1, height, width] (height ``in_height`` for ``head="freq"``;
+    any size of at least ``2**(len(widths)-1)`` pixels a side for ``"gap"``),
+    output logits [batch, n_classes].
     """
 
-    def __init__(self, n_classes: int, *, widths=(8, 16, 32, 32), dropout: float = 0.5):
+    def __init__(self, n_classes: int, *, widths=(8, 16, 32, 32), dropout: float = 0.5, head: str = "gap",
+                 coord: bool = False, in_height: int = 150):
         super().__init__()
-        layers, c = [], 1
+        if head not in ("gap", "freq"):
+            raise ValueError(f"head must be 'gap' or 'freq', got {head!r}")
+        layers, c = [], 2 if coord else 1
         for i, w in enumerate(widths):
             layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
             if i < len(widths) - 1:
                 layers.append(nn.MaxPool2d(2))
             c = w
         self.features = nn.Sequential(*layers)
+        self.head, self.coord = head, coord
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(c, n_classes)
+        rows = in_height
+        for _ in range(len(widths) - 1):
+            rows //= 2
+        self.classifier = nn.Linear(c * (rows if head == "freq" else 1), n_classes)
+        self.register_buffer("coord_ch", torch.linspace(1, -1, in_height).view(1, 1, -1, 1))
 
     def forward(self, x):
-        h = self.pool(self.features(x)).flatten(1)
+        if self.coord:
+            x = torch.cat([x, self.coord_ch.expand(x.shape[0], 1, -1, x.shape[-1])], dim=1)
+        h = self.features(x)
+        h = self.pool(h).flatten(1) if self.head == "gap" else h.mean(dim=-1).flatten(1)
         return self.classifier(self.dropout(h))
 
 
-def build_model(n_classes: int, *, widths=(8, 16, 32, 32), dropout: float = 0.5) -> Cnn2d:
-    return Cnn2d(n_classes, widths=widths, dropout=dropout)
+def build_model(n_classes: int, *, widths=(8, 16, 32, 32), dropout: float = 0.5, head: str = "gap",
+                coord: bool = False, in_height: int = 150) -> Cnn2d:
+    return Cnn2d(n_classes, widths=widths, dropout=dropout, head=head, coord=coord, in_height=in_height)
+
+
+def model_kwargs(cfg) -> dict:
+    """The :func:`build_model` arguments of a :class:`ser.config.Cnn2dConfig`."""
+    return dict(widths=tuple(cfg.widths), dropout=cfg.dropout, head=cfg.head, coord=cfg.coord,
+                in_height=cfg.size_hw[0])
 
 
 def n_parameters(model) -> int:
@@ -56,7 +83,7 @@ def load_checkpoint(path, cfg=None, n_classes: int = 4) -> Cnn2d:
     from .config import CONFIG
 
     cfg = cfg or CONFIG.cnn2d
-    model = build_model(n_classes, widths=cfg.widths, dropout=cfg.dropout)
+    model = build_model(n_classes, **model_kwargs(cfg))
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
 
@@ -86,7 +113,7 @@ def learner(cfg, n_classes: int):
 
     def fit_one(params, x, y, *, seed, epochs, x_val=None, y_val=None, log=None):
         seed_everything(seed)
-        model = build_model(n_classes, widths=cfg.widths, dropout=cfg.dropout)
+        model = build_model(n_classes, **model_kwargs(cfg))
         spec = AugmentSpec(**params)
         tcfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                            weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing)
@@ -106,8 +133,8 @@ def describe(cfg, n_classes: int) -> dict:
     """Input, network and training settings, for the results file."""
     return {
         "input": {"size_hw": list(cfg.size_hw), "interpolation": cfg.interpolation},
-        "architecture": {"name": "Cnn2d", "widths": list(cfg.widths), "dropout": cfg.dropout,
-                         "n_params": n_parameters(build_model(n_classes, widths=cfg.widths, dropout=cfg.dropout))},
+        "architecture": {"name": "Cnn2d", "widths": list(cfg.widths), "dropout": cfg.dropout, "head": cfg.head,
+                         "coord": cfg.coord, "n_params": n_parameters(build_model(n_classes, **model_kwargs(cfg)))},
         "training": {"optimizer": "Adam", "loss": "cross-entropy", "lr": cfg.lr, "batch_size": cfg.batch_size,
                      "weight_decay": cfg.weight_decay, "label_smoothing": cfg.label_smoothing,
                      "threads": torch.get_num_threads()},

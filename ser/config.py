@@ -100,14 +100,33 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class OnsetConfig:
+    """Where a network's fixed-length window starts when it is placed at the
+    speech onset (ser.audio.speech_onset_s): the first frame louder than the
+    clip's loudest frame by ``rel_db``, minus a margin. The same rule on every
+    split; chosen by the design study on the training actors
+    (bench/design_study.py)."""
+
+    rel_db: float = -30.0
+    margin_s: float = 0.1
+    frame_s: float = 0.02
+    hop_s: float = 0.01
+
+
+@dataclass(frozen=True)
 class Cnn2dConfig:
     """2D CNN on mel-spectrogram images (section 3.2); see ser/images.py and ser/cnn2d.py.
 
-    Chosen by leave-one-actor-out validation inside the training actors only.
+    The augmentation settings are compared by leave-one-actor-out validation
+    inside the training actors. The window at the speech onset, the head that
+    keeps frequency and the coordinate channel come from the design study on
+    the training actors (bench/design_study.py); Test and Confirm were never
+    used for a choice.
     """
 
     # image export (mel as MelConfig, but power=1)
-    n_frames: int | None = 200  # first 200 frames (3 s), one time scale; None: whole clip
+    n_frames: int | None = 200  # 200 frames (3 s), one time scale; None: whole clip
+    window: str = "onset"  # the frames begin at the speech onset ("onset") or the file's start ("start")
     fix_floor: bool = True  # min-max over X > 0 only (empty mel filters are all zero)
     dynamic_range: float | None = None  # natural-log units kept below the max; None: all
     low_at_bottom: bool = True  # lowest mel band is the image's bottom row
@@ -115,6 +134,8 @@ class Cnn2dConfig:
     interpolation: str = "area"  # cv2.INTER_AREA for the shrink
     # network
     widths: tuple[int, ...] = (8, 16, 32, 32)  # conv channels; 2x2 max-pool between blocks
+    head: str = "freq"  # "freq": average over time only, keep frequency; "gap": average over both axes
+    coord: bool = True  # a second input channel holding each row's frequency position (+1 top .. -1 bottom)
     dropout: float = 0.5
     # training (Adam, cross-entropy)
     batch_size: int = 16
@@ -123,7 +144,7 @@ class Cnn2dConfig:
     label_smoothing: float = 0.1
     max_epochs: int = 60  # validation curves run this long; epochs are picked from them
     smooth_epochs: int = 5  # moving-average window over the mean validation curve
-    val_seeds: tuple[int, ...] = (0,)
+    val_seeds: tuple[int, ...] = (0, 1)  # every fold trained once per seed; scores are their mean
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     # augmentation settings compared: (name, ((AugmentSpec field, value), ...))
     augmentations: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
@@ -138,9 +159,12 @@ class Cnn2dConfig:
 class Cnn1dConfig:
     """1D CNN on the raw waveform (section 3.1); see ser/cnn1d.py.
 
-    ``grid_norm`` x ``grid_shift_s`` are compared by leave-one-actor-out
-    validation inside the training actors; the rest was fixed the same way
-    while the model was designed (never with the Test split).
+    ``grid_window`` x ``grid_norm`` x ``grid_shift_s`` are compared by
+    leave-one-actor-out validation inside the training actors. The shortlist
+    (clip standardisation, +-0.25 s shift; window at the start or at the
+    speech onset) and the rest come from the design study on the training
+    actors (bench/design_study.py, bench/design_study_results/); Test and
+    Confirm were never used for a choice.
     """
 
     # input: (n_frames + 1) * int(sr * hop_s) samples, as the spec's data set
@@ -163,9 +187,10 @@ class Cnn1dConfig:
     max_epochs: int = 50  # validation curves run this long; epochs are picked from them
     smooth_epochs: int = 5  # moving-average window over the mean validation curve
     # candidates compared by validation
-    grid_norm: tuple[str, ...] = ("spec", "clip_std", "train_rms")
-    grid_shift_s: tuple[float, ...] = (0.0, 0.25)  # random time shift, +-seconds
-    val_seeds: tuple[int, ...] = (0,)
+    grid_window: tuple[str, ...] = ("start", "onset")  # window at the file's start or the speech onset
+    grid_norm: tuple[str, ...] = ("clip_std",)  # also "spec", "train_rms" (ser.cnn1d.normalise)
+    grid_shift_s: tuple[float, ...] = (0.25,)  # random time shift, +-seconds
+    val_seeds: tuple[int, ...] = (0, 1)  # every fold trained once per seed; scores are their mean
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     threads: int = 2  # torch.set_num_threads for the build (CI has 2 cores); 0: torch's default
 
@@ -178,6 +203,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     cnn2d: Cnn2dConfig = field(default_factory=Cnn2dConfig)
     cnn1d: Cnn1dConfig = field(default_factory=Cnn1dConfig)
+    onset: OnsetConfig = field(default_factory=OnsetConfig)
     seed: int = 0
 
     def section(self, name: str) -> str:

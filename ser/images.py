@@ -173,12 +173,18 @@ def image_to_input(img: np.ndarray, *, size_hw: tuple[int, int] = (150, 50), int
     return ((v - 0.5) / 0.5)[None]
 
 
-def clip_image(path: str | os.PathLike, *, mel_cfg, n_frames: int | None, **image_kwargs) -> np.ndarray:
-    """Read one WAV and return its image (uint8 [n_mels, n_frames])."""
-    from .audio import read_mono
+def clip_image(path: str | os.PathLike, *, mel_cfg, n_frames: int | None, window: str = "start", onset=None,
+               **image_kwargs) -> np.ndarray:
+    """Read one WAV and return its image (uint8 [n_mels, n_frames]).
+
+    ``window``: the frames begin at the file's start, or at the speech onset
+    (:func:`ser.audio.window_start` with ``onset``, a :class:`ser.config.OnsetConfig`).
+    """
+    from .audio import read_mono, window_start
     from .spectro import mel_from_config
 
     y, sr_hz = read_mono(path)
+    y = y[window_start(y, sr_hz, window, onset):]
     X = mel_from_config(y, sr_hz, mel_cfg, power=1.0, n_frames=n_frames)
     return log_mel_image(X, **image_kwargs)
 
@@ -197,6 +203,8 @@ def export_images(
     fix_floor: bool = True,
     dynamic_range: float | None = None,
     low_at_bottom: bool = True,
+    window: str = "start",
+    onset=None,
     log: Callable[[str], None] | None = None,
 ) -> list[dict]:
     """Write every clip's image into an image-folder tree ``<out_root>/{Train,Test}/<Class>/``.
@@ -212,7 +220,7 @@ def export_images(
 
     def one(c) -> dict:
         img = clip_image(
-            c.path, mel_cfg=mel_cfg, n_frames=n_frames,
+            c.path, mel_cfg=mel_cfg, n_frames=n_frames, window=window, onset=onset,
             fix_floor=fix_floor, dynamic_range=dynamic_range, low_at_bottom=low_at_bottom,
         )
         p = image_path(out_root, c)

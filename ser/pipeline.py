@@ -159,7 +159,7 @@ def build_cnn1d(data_dir, models_dir, out_json, cfg) -> None:
     from .dataset import eval_splits_of
 
     clips = list_clips(data_dir)
-    results, trained = run_cnn1d(clips, cfg.cnn1d, eval_splits=eval_splits_of(clips), log=say)
+    results, trained = run_cnn1d(clips, cfg.cnn1d, eval_splits=eval_splits_of(clips), onset=cfg.onset, log=say)
     save_network(results, trained, models_dir, "cnn1d", out_json)
 
 
@@ -178,12 +178,13 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
     with atomic_dir(out_root) as tmp:
         t0 = time.perf_counter()
         records = export_images(data_dir, tmp, mel_cfg=cfg.mel, n_frames=c.n_frames, fix_floor=c.fix_floor,
-                                dynamic_range=c.dynamic_range, low_at_bottom=c.low_at_bottom, log=say)
+                                dynamic_range=c.dynamic_range, low_at_bottom=c.low_at_bottom, window=c.window,
+                                onset=cfg.onset, log=say)
         seconds = time.perf_counter() - t0
     for r in records:
         r["path"] = str(out_root / Path(r["path"]).relative_to(tmp))
     save_json(manifest_json, {"root": str(out_root),
-                              "export": {k: getattr(c, k) for k in ("n_frames", "fix_floor", "dynamic_range",
+                              "export": {k: getattr(c, k) for k in ("n_frames", "window", "fix_floor", "dynamic_range",
                                                                     "low_at_bottom", "size_hw", "interpolation")},
                               "seconds": seconds, "records": records})
 

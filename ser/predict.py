@@ -87,7 +87,8 @@ def cnn1d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR)
 
     res = load_json(_need(Path(results_dir) / "cnn1d.json", "cnn1d"))
     c = cfg.cnn1d
-    x = cnn1d.load_waveforms(paths, n_frames=c.n_frames, hop_s=c.hop_s, sr_hz=c.sr_hz)
+    x = cnn1d.load_waveforms(paths, n_frames=c.n_frames, hop_s=c.hop_s, sr_hz=c.sr_hz,
+                             window=tuple(c.grid_window), onset=cfg.onset)
     lrn = cnn1d.learner(c, len(res["classes"]))
 
     def load(ckpt, params, state, x, Trained):
@@ -107,7 +108,8 @@ def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR)
     res = load_json(_need(Path(results_dir) / "cnn2d.json", "cnn2d"))
     c = cfg.cnn2d
     x = np.stack([image_to_input(clip_image(p, mel_cfg=cfg.mel, n_frames=c.n_frames, fix_floor=c.fix_floor,
-                                            dynamic_range=c.dynamic_range, low_at_bottom=c.low_at_bottom),
+                                            dynamic_range=c.dynamic_range, low_at_bottom=c.low_at_bottom,
+                                            window=c.window, onset=cfg.onset),
                                  size_hw=tuple(c.size_hw), interpolation=c.interpolation) for p in paths])
     lrn = cnn2d.learner(c, len(res["classes"]))
 

@@ -205,7 +205,7 @@ def _with_confirm(root):
 
 def _small_cfg(**kw):
     base = dict(sr_hz=8000, n_channels=8, n_hidden=16, max_epochs=2, smooth_epochs=1,
-                grid_norm=("clip_std", "train_rms"), grid_shift_s=(0.0,), val_seeds=(0,), seeds=(0, 1), threads=0)
+                grid_window=("start",), grid_norm=("clip_std", "train_rms"), grid_shift_s=(0.0,), val_seeds=(0,), seeds=(0, 1), threads=0)
     return dataclasses.replace(Cnn1dConfig(), **{**base, **SMALL, **kw})
 
 
@@ -244,7 +244,7 @@ def test_run_cnn1d_end_to_end(tiny_dataset, tmp_path, monkeypatch):
 
     # validation: two candidates, leave-one-actor-out over actors 1 and 2
     val = res["validation"]
-    assert list(val["candidates"]) == ["clip_std, shift 0 s", "train_rms, shift 0 s"]
+    assert list(val["candidates"]) == ["window at start, clip_std, shift ±0 s", "window at start, train_rms, shift ±0 s"]
     assert val["folds"] == [1, 2] and res["chosen"] == val["chosen"] in val["candidates"]
     for c in val["candidates"].values():
         assert len(c["mean_val_acc"]) == 2 and len(c["histories"]) == 2
@@ -260,7 +260,7 @@ def test_run_cnn1d_end_to_end(tiny_dataset, tmp_path, monkeypatch):
 
     # every evaluation split given is scored, and no fit ever saw one of its clips
     assert list(m["splits"]) == list(res["predictions"][res["chosen"]]) == ["Test", "Confirm"]
-    kw = dict(n_frames=cfg.n_frames, hop_s=cfg.hop_s, sr_hz=cfg.sr_hz)
+    kw = dict(n_frames=cfg.n_frames, hop_s=cfg.hop_s, sr_hz=cfg.sr_hz, window=tuple(cfg.grid_window))
     held = {s: split_clips(clips, s) for s in ("Test", "Confirm")}
     x_eval = {s: cnn1d.load_waveforms([c.path for c in cs], **kw) for s, cs in held.items()}
     eval_rows = {row.tobytes() for x in x_eval.values() for row in x}
@@ -300,7 +300,7 @@ def test_run_cnn1d_end_to_end(tiny_dataset, tmp_path, monkeypatch):
     assert on_disk == json.loads(json.dumps(res))
     paths = on_disk["models"][res["chosen"]]["checkpoints"]
     assert len(paths) == 2
-    inp = torch.from_numpy(cnn1d.normalise(x_eval["Test"], m["params"]["norm"],
+    inp = torch.from_numpy(cnn1d.normalise(x_eval["Test"][:, 0], m["params"]["norm"],
                                            scale=m["states"][0]["train_rms_scale"])).unsqueeze(1)
     again = cnn1d.load_model(paths[0], cfg, n_classes=4)
     net = trained[res["chosen"]][0].model.eval()
@@ -338,8 +338,35 @@ def test_learning_curve_plot():
     plt.close("all")
 
 
-def test_candidates_are_the_grid_of_normalisations_and_shifts():
-    cfg = dataclasses.replace(Cnn1dConfig(), grid_norm=("spec", "train_rms"), grid_shift_s=(0.0, 0.25))
+def test_candidates_are_the_grid_of_windows_normalisations_and_shifts():
+    cfg = dataclasses.replace(Cnn1dConfig(), grid_window=("start", "onset"), grid_norm=("spec", "train_rms"),
+                              grid_shift_s=(0.0, 0.25))
     c = cnn1d.candidates(cfg)
-    assert list(c) == ["spec, shift 0 s", "spec, shift 0.25 s", "train_rms, shift 0 s", "train_rms, shift 0.25 s"]
-    assert c["train_rms, shift 0.25 s"] == {"norm": "train_rms", "shift_s": 0.25}
+    assert len(c) == 8 and list(c)[:2] == ["window at start, spec, shift ±0 s", "window at start, spec, shift ±0.25 s"]
+    assert c["window at onset, train_rms, shift ±0.25 s"] == {"window": "onset", "norm": "train_rms", "shift_s": 0.25}
+
+
+def test_speech_onset_of_a_tone_after_silence():
+    from ser.audio import speech_onset_s, window_start
+
+    sr = 16000
+    y = np.concatenate([np.zeros(sr), 0.5 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)]).astype(np.float32)
+    # the first 20 ms frame louder than -30 dB re. the loudest starts within 20 ms before 1 s; minus the margin
+    assert speech_onset_s(y, sr, margin_s=0.1) == pytest.approx(0.9, abs=0.02)
+    assert speech_onset_s(y * 1e-3, sr) == speech_onset_s(y, sr)  # level does not matter
+    assert speech_onset_s(np.zeros(sr, np.float32), sr) == 0.0
+    assert window_start(y, sr, "start") == 0 and window_start(y, sr, "onset") == round(speech_onset_s(y, sr) * sr)
+    with pytest.raises(ConfigError, match="window"):
+        window_start(y, sr, "middle")
+
+
+def test_onset_window_skips_the_leading_silence(tmp_path):
+    sr = 8000
+    y = np.concatenate([np.zeros(sr // 2), 0.5 * np.ones(sr)]).astype(np.float32)
+    path = write_wav(tmp_path / "c.wav", y, sr)
+    both = cnn1d.load_waveform(path, n_frames=10, hop_s=0.015, window=("start", "onset"))
+    start, onset = both
+    assert both.shape == (2, 11 * 120)
+    assert np.all(start[: sr // 2 - 10] == 0) and np.all(start[sr // 2:] > 0.4)
+    lead = np.flatnonzero(onset > 0.4)[0]  # the margin (0.1 s) of silence, within one 10 ms hop
+    assert abs(lead - 0.1 * sr) <= 0.01 * sr + 1

@@ -162,7 +162,30 @@ def _toy(n=32, seed=0):
 
 
 def _cfg(**kw):
-    return dataclasses.replace(CONFIG.cnn2d, widths=(4, 8), batch_size=8, lr=1e-2, **kw)
+    return dataclasses.replace(CONFIG.cnn2d, **{"widths": (4, 8), "batch_size": 8, "lr": 1e-2, "head": "gap",
+                                                "coord": False, **kw})
+
+
+def test_frequency_head_and_coordinate_channel():
+    from ser.cnn2d import Cnn2d
+
+    x = torch.zeros(3, 1, 150, 50)
+    gap, freq = Cnn2d(4, widths=(4, 8, 8)), Cnn2d(4, widths=(4, 8, 8), head="freq", coord=True, in_height=150)
+    assert gap(x).shape == freq(x).shape == (3, 4)
+    assert freq.classifier.in_features == 8 * 37 and gap.classifier.in_features == 8  # 150 -> 75 -> 37 rows
+    assert freq.features[0].in_channels == 2
+    assert torch.equal(freq.coord_ch[0, 0, [0, -1], 0], torch.tensor([1.0, -1.0]))
+    # the same pattern at the top or the bottom of the image: only the frequency head can tell them apart
+    top, bottom = torch.zeros(1, 1, 150, 50), torch.zeros(1, 1, 150, 50)
+    top[..., 10:20, :], bottom[..., 130:140, :] = 1.0, 1.0
+    for net in (gap, freq):
+        net.eval()
+    torch.manual_seed(0)
+    plain = Cnn2d(4, widths=(4, 8, 8), head="freq", in_height=150).eval()
+    with torch.no_grad():
+        assert not torch.allclose(plain(top), plain(bottom))
+    with pytest.raises(ValueError, match="head"):
+        Cnn2d(4, head="max")
 
 
 def _fit(x, y, spec, *, seed, epochs=6):

@@ -341,13 +341,14 @@ def test_cnn1d_learner_fits_its_scale_on_the_rows_it_is_given_only():
     from ser.cnn1d import fit_scale, learner
     from ser.config import Cnn1dConfig
 
-    cfg = dataclasses.replace(Cnn1dConfig(), sr_hz=8000, n_channels=4, n_hidden=8, n_blocks=2, batch_size=4)
+    cfg = dataclasses.replace(Cnn1dConfig(), sr_hz=8000, n_channels=4, n_hidden=8, n_blocks=2, batch_size=4,
+                              grid_window=("start",))
     rng = np.random.default_rng(0)
-    x = (0.05 * rng.standard_normal((6, 400))).astype(np.float32)
-    x_val = (0.9 * rng.standard_normal((2, 400))).astype(np.float32)  # loud: would move a shared scale
+    x = (0.05 * rng.standard_normal((6, 1, 400))).astype(np.float32)  # [clips, windows, samples]
+    x_val = (0.9 * rng.standard_normal((2, 1, 400))).astype(np.float32)  # loud: would move a shared scale
     y, y_val = np.array([0, 1, 0, 1, 0, 1]), np.array([0, 1])
     lrn = learner(cfg, 2)
-    params = {"norm": "train_rms", "shift_s": 0.0}
+    params = {"window": "start", "norm": "train_rms", "shift_s": 0.0}
     trained, hist = lrn.fit(params, x, y, seed=0, epochs=1, x_val=x_val, y_val=y_val, log=_quiet)
     assert trained.state["train_rms_scale"] == pytest.approx(fit_scale(x), rel=1e-12)
     assert fit_scale(np.concatenate([x, x_val])) > 5 * fit_scale(x)
@@ -356,5 +357,5 @@ def test_cnn1d_learner_fits_its_scale_on_the_rows_it_is_given_only():
     assert p.shape == (2, 2) and np.allclose(p.sum(1), 1, atol=1e-5)
     # a scale refitted on the inputs at prediction time would make a louder copy predict the same
     assert not np.allclose(lrn.predict(trained, params, 10 * x_val), p, atol=1e-4)
-    other, _ = lrn.fit({"norm": "clip_std", "shift_s": 0.0}, x, y, seed=0, epochs=1, log=_quiet)
+    other, _ = lrn.fit({"window": "start", "norm": "clip_std", "shift_s": 0.0}, x, y, seed=0, epochs=1, log=_quiet)
     assert other.state["train_rms_scale"] is None
