@@ -67,7 +67,8 @@ FIGS = {group: {role: FIGURES_DIR / name for role, name in files.items()} for gr
 SVM_CONFUSION_FIGS = {r: FIGS["svm"][f"confusion_{r}"] for r in CONFIG.features.readings}
 # every results file the build writes (the report reads them all)
 RESULTS = {key: RESULTS_DIR / f"{key}.json" for key in
-           ("data", "features", "svm", "cnn1d", "images", "cnn2d", "summary", "mel_examples")}
+           ("data", "features", "svm", "cnn1d", "images", "cnn2d", "design", "summary", "mel_examples")}
+DESIGN_STUDY = PROJECT_DIR / "bench" / "design_study_results" / "merged" / "summary.json"
 
 
 def _data():
@@ -208,6 +209,20 @@ def task_cnn2d():
         "file_dep": [RESULTS["images"]] + _code_files(fn),
         "targets": [RESULTS["cnn2d"]],
         "uptodate": [_changed(fn, "cnn2d")],
+        "clean": True,
+    }
+
+
+def task_design():
+    """The design study's validation tables (bench/design_study.py, training actors only) for the report's appendix."""
+    from ser import pipeline
+
+    fn = pipeline.build_design
+    return {
+        "actions": [_run(fn, DESIGN_STUDY, RESULTS["design"])],
+        "file_dep": [DESIGN_STUDY] + _code_files(fn),
+        "targets": [RESULTS["design"]],
+        "uptodate": [_changed(fn)],
         "clean": True,
     }
 

@@ -950,6 +950,7 @@ def report(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables.md").write_text("\n".join(md))
+    summary["descriptions"] = {net: {n: descr[net].get(n, n) for n in summary[net]} for net in ("1d", "2d")}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print("\n".join(md))
 

@@ -358,6 +358,9 @@ def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",), onset=None,
         The protocol's results with this network's ``input``, ``architecture``
         and ``training`` added, and the trained models per candidate.
     """
+    import dataclasses
+
+    from .config import OnsetConfig
     from .dataset import check_actor_disjoint, split_clips, training_actors
     from .protocol import EvalSplit, ProtocolConfig, run_protocol
 
@@ -386,4 +389,5 @@ def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",), onset=None,
                                     classes=classes, load_eval=load_eval, pcfg=pcfg, log=log, name="cnn1d")
     results["timings_s"]["load_train"] = load_s
     results.update(describe(cfg, len(classes)))
+    results["input"]["onset"] = dataclasses.asdict(onset or OnsetConfig())
     return results, trained

@@ -169,6 +169,8 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
     The tree is written beside ``out_root`` and swapped in whole, so images of
     an earlier data set never mix with the new ones.
     """
+    import dataclasses
+
     from .images import export_images
     from .io import atomic_dir
 
@@ -186,7 +188,7 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
     save_json(manifest_json, {"root": str(out_root),
                               "export": {k: getattr(c, k) for k in ("n_frames", "window", "fix_floor", "dynamic_range",
                                                                     "low_at_bottom", "size_hw", "interpolation")},
-                              "seconds": seconds, "records": records})
+                              "onset": dataclasses.asdict(cfg.onset), "seconds": seconds, "records": records})
 
 
 def build_cnn2d(images_json, models_dir, out_json, cfg) -> None:
@@ -246,3 +248,22 @@ def figure_summary(svm_json, cnn1d_json, cnn2d_json, out: dict) -> None:
     svm, nets = load_json(svm_json), {"1D CNN": opt(cnn1d_json), "2D CNN": opt(cnn2d_json)}
     forest_figure(svm, nets, out["forest"])
     per_actor_figure(svm, nets, out["per_actor"])
+
+
+def build_design(study_json, out_json) -> None:
+    """The design study's validation tables (bench/design_study.py, training
+    actors only), as rows for the report's appendix."""
+    study = load_json(study_json)
+    tables = {}
+    for net in ("1d", "2d"):
+        rows = []
+        for name, views in study[net].items():
+            s = views["single"]
+            rows.append({"name": name, "description": study["descriptions"][net][name], "runs": s["n_runs"],
+                         "n_seeds": len(s["seeds"]), "epochs": s["acc"]["epoch"], "acc": s["acc"]["acc"],
+                         "std": s["acc"]["std"], "margin": s["acc"]["paired_margin"],
+                         "paired_se": s["acc"]["paired_se"], "per_fold": s["acc"]["per_fold"],
+                         "loss_rule_acc": s["loss"]["acc"], "loss_rule_margin": s["loss"]["paired_margin"]})
+        tables[net] = rows
+    save_json(out_json, {"tables": tables, "folds": study["1d"]["base"]["single"]["folds"],
+                         "source": "bench/design_study_results/merged/summary.json"})

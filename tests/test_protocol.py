@@ -359,3 +359,18 @@ def test_cnn1d_learner_fits_its_scale_on_the_rows_it_is_given_only():
     assert not np.allclose(lrn.predict(trained, params, 10 * x_val), p, atol=1e-4)
     other, _ = lrn.fit({"window": "start", "norm": "clip_std", "shift_s": 0.0}, x, y, seed=0, epochs=1, log=_quiet)
     assert other.state["train_rms_scale"] is None
+
+
+def test_ensemble_curve_averages_the_seeds_probabilities_per_fold():
+    from ser.protocol import declare, ensemble_curve
+
+    y = np.array([0, 1])
+    # seed 0 is right on clip 0 only, seed 1 on clip 1 only; averaged, both are right (epoch 1)
+    p0 = np.array([[[0.9, 0.1], [0.6, 0.4]]])
+    p1 = np.array([[[0.4, 0.6], [0.1, 0.9]]])
+    runs = [{"actor": 1, "seed": 0, "y_val": y, "val_proba": p0}, {"actor": 1, "seed": 1, "y_val": y, "val_proba": p1}]
+    assert ensemble_curve(runs).tolist() == [1.0]
+    assert ensemble_curve(runs[:1]) is None  # one seed per fold: no ensemble
+    assert declare({"score": 0.5, "ensemble_score": 0.5})["model"] == "ensemble"  # a tie goes to the ensemble
+    assert declare({"score": 0.5, "ensemble_score": 0.49})["model"] == "single"
+    assert declare({"score": 0.5, "ensemble_score": None})["model"] == "single"

@@ -151,3 +151,16 @@ def test_verdicts_per_evaluation_split():
 def test_headline_is_the_chosen_candidate():
     net = _cnn2d({"none": (0.5, 0.5, 0.4, 0.6, 0.05), "image": (0.6, 0.25, 0.2, 0.3, 0.05)}, chosen="image")
     assert headline(net)["summary"]["mean"] == 0.25
+
+
+def test_the_verdict_is_on_the_declared_model():
+    from ser.summary import compare
+
+    head = {"summary": {"mean": 0.50, "std": 0.02, "mean_ci95": [0.48, 0.52]},
+            "ensemble": {"accuracy": 0.56, "accuracy_ci95": [0.47, 0.64]}}
+    base = {"accuracy": 0.55, "strict_accuracy": 0.60}
+    ens, single = compare(head, base, "ensemble"), compare(head, base, "single")
+    assert ens["declared_not_worse_than_svm"] and not single["declared_not_worse_than_svm"]
+    assert ens["declared_margin"] == pytest.approx(0.01) and single["declared_margin"] == pytest.approx(-0.05)
+    tie = compare({**head, "ensemble": {"accuracy": 0.55, "accuracy_ci95": [0.46, 0.64]}}, base, "ensemble")
+    assert tie["declared_not_worse_than_svm"]  # a tie is "not lower"
