@@ -24,7 +24,7 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = {"card", "features", "svm", "cnn1d", "images", "cnn2d", "summary", "figures:mel_examples",
-         "figures:svm", "figures:cnn1d", "figures:cnn2d", "figures:summary", "report"}
+         "figures:svm", "figures:cnn1d", "figures:cnn2d", "figures:summary", "design", "report"}
 TINY = """\
 # networks and searches as small as the build allows
 [svm]
@@ -84,6 +84,9 @@ def copy_project(dest: Path) -> Path:
     shutil.copy2(ROOT / "dodo.py", dest / "dodo.py")
     shutil.copytree(ROOT / "ser", dest / "ser", ignore=skip)
     shutil.copytree(ROOT / "report", dest / "report", ignore=skip)
+    study = Path("bench") / "design_study_results" / "merged" / "summary.json"  # read by `doit design`
+    (dest / study).parent.mkdir(parents=True)
+    shutil.copy2(ROOT / study, dest / study)
     return dest
 
 
@@ -197,7 +200,7 @@ def test_list_explains_every_task_in_build_order(tmp_path):
     for l in lines:
         assert len(l.split(None, 1)) == 2, f"task without a description: {l}"
     names = [l.split()[0] for l in lines if ":" not in l.split()[0]]
-    assert names == ["card", "features", "svm", "cnn1d", "images", "cnn2d", "summary", "figures", "report", "data", "predict"]
+    assert names == ["card", "features", "svm", "cnn1d", "images", "cnn2d", "design", "summary", "figures", "report", "data", "predict"]
 
 
 def test_every_task_has_one_config_changed_and_derived_code_deps():
@@ -229,7 +232,7 @@ def test_bad_data_dir_fails_with_its_path_and_writes_nothing(tmp_path):
     assert f"no data set found (looked in: {tmp_path / 'nowhere'})" in text
     assert "Traceback" not in text
     assert snapshot(project) == before  # nothing written: no build/, no figures/, no temporaries
-    assert sorted(p.name for p in project.iterdir() if p.name != "__pycache__") == ["dodo.py", "report", "ser"]
+    assert sorted(p.name for p in project.iterdir() if p.name != "__pycache__") == ["bench", "dodo.py", "report", "ser"]
 
 
 def test_bad_override_file_stops_doit_naming_file_and_key(tmp_path):
