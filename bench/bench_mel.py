@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from ser.audio import hop_samples, read_mono  # noqa: E402
 from ser.config import CONFIG  # noqa: E402
 from ser.dataset import find_data_dir, list_clips  # noqa: E402
-from ser.extract import map_clips  # noqa: E402
+from ser.io import map_clips  # noqa: E402
 from ser.spectro import mel_from_config  # noqa: E402
 
 

@@ -67,8 +67,6 @@ def summarise(records: list[dict], class_names: list[str], data_dir: str, hop_s:
         "data_dir": data_dir,  # the HTML appendix shows it; the PDF names the data by name and fingerprint
         "data_name": Path(data_dir).name,
         "fingerprint_sha256": fingerprint(records),
-        "fingerprint_rule": "SHA-256 over one line 'key<TAB>sr_hz<TAB>audio_sha256<LF>' per clip, keys sorted; "
-                            "audio_sha256 is the SHA-256 of the clip's decoded mono float32 samples",
         "classes": class_names,
         "n_clips": len(records),
         "splits": {},
@@ -127,7 +125,7 @@ def leakage_warnings(card: dict) -> list[str]:
 
 
 def build_card(clips: list[Clip], class_names: list[str], data_dir: str, hop_s: float) -> dict:
-    from .extract import map_clips
+    from .io import map_clips
 
     records = map_clips(clip_record, clips, desc="data-set card")
     card = summarise(records, class_names, data_dir, hop_s)

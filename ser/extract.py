@@ -7,9 +7,6 @@ clips' keys, splits, labels and actors.
 """
 from __future__ import annotations
 
-import os
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ import numpy as np
 from .audio import read_mono
 from .dataset import Clip
 from .features import band_features, stack_frames
+from .io import map_clips
 from .spectro import mel_centres_hz, mel_from_config
 
 
@@ -31,24 +29,6 @@ def clip_features(path: Path, cfg) -> dict[str, np.ndarray]:
         for kind in cfg.features.kinds:
             out[f"{reading}_{kind}"] = stack_frames(feats[kind]).astype(np.float32)
     return out
-
-
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
-
-
-def map_clips(fn, paths, *, workers: int | None = None, desc: str = ""):
-    """``[fn(p) for p in paths]`` over a thread pool, with a progress bar.
-
-    numpy's FFT, the sparse product and soundfile's decoding release the GIL,
-    so threads use every core without copying arrays between processes.
-    """
-    from tqdm import tqdm
-
-    workers = workers or default_workers()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(tqdm(pool.map(fn, paths), total=len(paths), desc=desc, file=sys.stderr,
-                         disable=not desc, mininterval=1.0))
 
 
 def extract_features(clips: list[Clip], cfg, *, workers: int | None = None) -> dict[str, np.ndarray]:

@@ -213,7 +213,7 @@ def export_images(
     ``actor``, ``path``), in :func:`ser.dataset.list_clips` order.
     """
     from .dataset import list_clips
-    from .extract import map_clips
+    from .io import map_clips
 
     clips = list_clips(data_root)
     t0 = time.perf_counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import secrets
 import shutil
 from pathlib import Path
@@ -117,3 +118,23 @@ def save_state_dict(model, path) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(model.state_dict(), tmp)
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def map_clips(fn, paths, *, workers: int | None = None, desc: str = ""):
+    """``[fn(p) for p in paths]`` over a thread pool, with a progress bar.
+
+    numpy's FFT, the sparse product and soundfile's decoding release the GIL,
+    so threads use every core without copying arrays between processes.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    workers = workers or default_workers()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(tqdm(pool.map(fn, paths), total=len(paths), desc=desc, file=sys.stderr,
+                         disable=not desc, mininterval=1.0))

@@ -21,18 +21,24 @@ def _mpl():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # a fixed hash salt: SVG element ids, and so the file, depend on the figure alone
     plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 8, "svg.fonttype": "none",
-                         "axes.titlesize": 8, "axes.labelsize": 8})
+                         "axes.titlesize": 8, "axes.labelsize": 8, "svg.hashsalt": "ser-report"})
     return plt
 
 
 def save_figure(fig, path, *, dpi: int = 200) -> None:
-    """Save atomically (SVG keeps text as text; PNG at ``dpi``)."""
+    """Save atomically (SVG keeps text as text; PNG at ``dpi``).
+
+    Equal figures give equal bytes (no date in the SVG, fixed ids), so doit's
+    checksums stop a re-run at the figure when nothing in it changed.
+    """
     from .io import atomic_path
 
     plt = _mpl()
+    fmt = str(path).rsplit(".", 1)[-1]
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=str(path).rsplit(".", 1)[-1])
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt, metadata={"Date": None} if fmt == "svg" else None)
     plt.close(fig)
 
 

@@ -123,9 +123,7 @@ def declare(row: dict) -> dict:
     (reported as the mean over seeds)."""
     ens = row.get("ensemble_score")
     model = "single" if ens is None or ens < row["score"] else "ensemble"
-    return {"model": model, "val_single": row["score"], "val_ensemble": ens,
-            "rule": "seed ensemble if its validation accuracy (validation seeds averaged per fold) is at least "
-                    "a single seed's at the chosen epoch"}
+    return {"model": model, "val_single": row["score"], "val_ensemble": ens}
 
 
 def validate_candidate(learner: Learner, params: dict, x, y, groups, pcfg: ProtocolConfig,

@@ -370,3 +370,37 @@ def test_predict_without_trained_models_names_the_task(tmp_path):
     assert out.returncode != 0
     assert "train the models first with `doit" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_predictions_csv_rows_match_the_confusion_matrices(built):
+    """Every model's rows in predictions.csv rebuild the confusion matrices of the results files."""
+    results = built.project / "build" / "results"
+    rows = list(csv.DictReader((results / "predictions.csv").open()))
+    svm = json.loads((results / "svm.json").read_text())
+    classes = svm["classes"]
+
+    def confusion(model, split):
+        m = np.zeros((len(classes), len(classes)), int)
+        for r in rows:
+            if r["model"] == model and r["split"] == split:
+                m[classes.index(r["true_class"]), classes.index(r["predicted_class"])] += 1
+        return m.tolist()
+
+    expected = {}
+    for reading, rd in svm["readings"].items():
+        for kind, k in rd["kinds"].items():
+            for m in ("spec", "tuned"):
+                for split, sc in k[m]["splits"].items():
+                    expected[(f"svm {m} {kind} ({reading} bands)", split)] = sc["confusion"]
+    for key in ("cnn1d", "cnn2d"):
+        net = json.loads((results / f"{key}.json").read_text())
+        for cand, model in net["models"].items():
+            for split, ev in model["splits"].items():
+                expected[(f"{key} '{cand}' seed ensemble", split)] = ev["ensemble"]["confusion"]
+                for r in ev["per_seed"]:
+                    expected[(f"{key} '{cand}' seed {r['seed']}", split)] = r["confusion"]
+    assert {(r["model"], r["split"]) for r in rows} == set(expected)
+    for (model, split), cm in expected.items():
+        assert confusion(model, split) == cm, (model, split)
+    assert all(r["correct"] == str(int(r["true_class"] == r["predicted_class"])) for r in rows)

@@ -99,3 +99,16 @@ def test_atomic_dir_swaps_the_whole_folder_or_nothing(tmp_path):
         (d / "new.png").write_text("new")
     assert [p.name for p in target.iterdir()] == ["new.png"]  # replaced whole: no mixing
     assert [p.name for p in tmp_path.iterdir()] == ["images"]  # no temporary left
+
+
+def test_equal_figures_give_equal_svg_bytes(tmp_path):
+    from ser.plots import _mpl, save_figure
+
+    def draw(path):
+        fig, ax = _mpl().subplots()
+        ax.plot([0, 1], [1, 0], label="a")
+        ax.legend()
+        save_figure(fig, path)
+        return path.read_bytes()
+
+    assert draw(tmp_path / "a.svg") == draw(tmp_path / "b.svg")

@@ -68,3 +68,13 @@ def test_actor_lists():
 
     with pytest.raises(ConfigError, match="in both"):
         plan([], EMO, (1, 2), (2, 3))
+
+
+def test_confirm_actors_make_a_third_split(fake_ravdess, tmp_path):
+    out = tmp_path / "EmotionSpeech"
+    done = build_layout(str(fake_ravdess), out, emotions=EMO, train="1-2", test="5", confirm="9")
+    assert done["n_clips"] == 16 and "Confirm/Angry" in done["per_folder"]
+    clips = list_clips(out)
+    assert sorted({c.actor for c in clips if c.split == "Confirm"}) == [9]
+    with pytest.raises(ConfigError, match="both the Test and the Confirm split"):
+        build_layout(str(fake_ravdess), tmp_path / "x", emotions=EMO, train="1-2", test="5", confirm="5")
