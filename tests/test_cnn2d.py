@@ -247,7 +247,7 @@ def test_run_cnn2d_end_to_end(tmp_path):
     lrn = learner(cfg, 2)
     for name in names:
         v, m = res["validation"]["candidates"][name], res["models"][name]
-        assert len(v["per_fold"]) == 3 and len(v["mean_val_acc"]) == 2
+        assert len(v["per_fold"]) == 3 * len(cfg.val_seeds) and len(v["mean_val_acc"]) == 2
         assert m["epochs"] == v["epochs"] and 1 <= m["epochs"] <= 2
         assert [len(h["train_loss"]) for h in m["train_histories"]] == [m["epochs"]] * 2
         assert all(h["val_loss"] == [] for h in m["train_histories"])

@@ -86,7 +86,7 @@ def test_appendix_holds_the_build_facts(built):
     assert "n_mels 3401" in tail and "cnn2d.seeds = 0, 1, 2, 3, 4" in tail
     assert "pip install -r requirements.txt && doit data_dir=DATA" in tail  # not the default place
     assert "card data.json" in tail and "features features.json" in tail  # step times
-    assert "only reruns on the same machine are identical" in tail
+    assert "Reruns on the same machine are identical" in tail
 
 
 def test_html_twin_is_one_file_with_figures_and_clips_inside(built, tmp_path):
