@@ -69,13 +69,13 @@ def _walk(node: ast.AST, *, into_functions: bool = True):
     """``ast.walk``, optionally without descending into function bodies."""
     if not into_functions and isinstance(node, _FUNCTION_NODES):
         return
-    todo = [node]
-    while todo:
-        n = todo.pop()
+    pending = [node]
+    while pending:
+        n = pending.pop()
         yield n
         for child in ast.iter_child_nodes(n):
             if into_functions or not isinstance(child, _FUNCTION_NODES):
-                todo.append(child)
+                pending.append(child)
 
 
 def _imports(nodes: Iterable[ast.AST], module: str, is_package: bool, root: Path,
@@ -121,12 +121,12 @@ def _module_imports(module: str, root: Path) -> set[str]:
 def _closure(modules: Iterable[str], root: Path) -> set[str]:
     """``modules`` and everything they import, transitively (cycles are fine)."""
     seen: set[str] = set()
-    todo = [m for m in modules if module_file(m, root)]
-    while todo:
-        m = todo.pop()
+    pending = [m for m in modules if module_file(m, root)]
+    while pending:
+        m = pending.pop()
         if m not in seen:
             seen.add(m)
-            todo.extend(_module_imports(m, root) - seen)
+            pending.extend(_module_imports(m, root) - seen)
     return seen
 
 
@@ -166,13 +166,13 @@ def code_deps(module: str, name: str, root: str | os.PathLike, *, exclude: Itera
                         defs[n.id] = stmt
     if name not in defs:
         raise LookupError(f"{path}: no top-level definition named {name}")
-    used, todo = [], [defs[name]]
-    while todo:  # the definitions the function refers to, transitively
-        stmt = todo.pop()
+    used, pending = [], [defs[name]]
+    while pending:  # the definitions the function refers to, transitively
+        stmt = pending.pop()
         if any(stmt is u for u in used):
             continue
         used.append(stmt)
-        todo.extend(defs[n.id] for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.id in defs)
+        pending.extend(defs[n.id] for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.id in defs)
     used.sort(key=lambda s: s.lineno)
     text = path.read_text(encoding="utf-8")
     source = "\n\n".join(ast.get_source_segment(text, s, padded=True) for s in used)
