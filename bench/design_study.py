@@ -100,9 +100,9 @@ BASE2D = dict(window="start", rownorm="none", head="gap", coord=False, aug="spec
 
 # (name, overrides of the baseline, what it tests), ordered by expected value.
 CANDS1D = [
-    ("base", {}, "build default: 16 kHz, first 3.015 s, clip_std, +-0.25 s shift"),
+    ("base", {}, "baseline: 16 kHz, 3.015 s from the file start, each clip standardised, +-0.25 s shift"),
     ("a_onset", {"window": "onset"}, "window from the speech onset (-30 dB rule, 0.1 s margin)"),
-    ("c_voiced", {"norm": "voiced_rms"}, "scale by the RMS over the voiced frames instead of clip_std"),
+    ("c_voiced", {"norm": "voiced_rms"}, "level set by the RMS over the voiced frames (not the whole clip)"),
     ("d_all", {"speed": 0.05, "gain_db": 6.0, "mixup": 0.3}, "speed +-5%, gain +-6 dB, mixup 0.3 (+shift)"),
     ("b_dither", {"noise": "dither"}, "uniform dither +-1e-4 on every sample (no exact silence)"),
     ("d_speed", {"speed": 0.05}, "speed/pitch perturbation +-5% (+shift)"),
@@ -110,32 +110,32 @@ CANDS1D = [
     ("d_gain", {"gain_db": 6.0}, "random gain +-6 dB (+shift)"),
     ("b_floor", {"noise": "floor"}, "Gaussian noise floor at -50 dB re the voiced RMS"),
     ("combo_pre", {"window": "onset", "noise": "dither", "norm": "voiced_rms", "speed": 0.05,
-                   "gain_db": 6.0, "mixup": 0.3}, "a+b_dither+c+d_all, fixed before the run"),
+                   "gain_db": 6.0, "mixup": 0.3}, "onset window + dither + voiced level + speed, gain and mixup (combined before any result)"),
     ("f_sinc", {"first": "sinc"}, "sinc band-pass first layer (32 learnt bands, 81 taps)"),
     ("f_48k", {"sr": 48000}, "48 kHz input, first layer 5 ms / 1 ms stride held fixed"),
     # added for the second device run, from the first run's winners (c_voiced, b_floor; f_sinc, a_onset close)
-    ("combo_vf", {"norm": "voiced_rms", "noise": "floor"}, "c_voiced + b_floor (run 2)"),
-    ("combo_ovf", {"window": "onset", "norm": "voiced_rms", "noise": "floor"}, "a_onset + c_voiced + b_floor (run 2)"),
-    ("combo_vd", {"norm": "voiced_rms", "noise": "dither"}, "c_voiced + b_dither (run 2)"),
-    ("combo_vfs", {"norm": "voiced_rms", "noise": "floor", "first": "sinc"}, "c_voiced + b_floor + f_sinc (run 2)"),
+    ("combo_vf", {"norm": "voiced_rms", "noise": "floor"}, "voiced level + noise floor (second round)"),
+    ("combo_ovf", {"window": "onset", "norm": "voiced_rms", "noise": "floor"}, "onset window + voiced level + noise floor (second round)"),
+    ("combo_vd", {"norm": "voiced_rms", "noise": "dither"}, "voiced level + dither (second round)"),
+    ("combo_vfs", {"norm": "voiced_rms", "noise": "floor", "first": "sinc"}, "voiced level + noise floor + sinc first layer (second round)"),
 ]
 CANDS2D = [
-    ("base", {}, "build default: first 200 frames, GAP head, spectrogram aug + mixup 0.4"),
+    ("base", {}, "baseline: first 200 frames, global average pooling, spectrogram augmentation with mixup 0.4"),
     ("a_onset", {"window": "onset"}, "200 frames from the speech onset"),
     ("b_row_img", {"rownorm": "image"}, "each frequency row standardised per image"),
-    ("c_freq", {"head": "freq"}, "pool over time only, flatten frequency x channels"),
+    ("c_freq", {"head": "freq"}, "frequency head: average over time only, frequency x channels to the classifier"),
     ("d_none", {"aug": "none"}, "no augmentation"),
     ("d_mix_actors", {"aug": "spec_mix_actors"}, "spectrogram aug, mixup 0.4 with a clip of another actor"),
     ("b_row_train", {"rownorm": "train"}, "rows standardised by training-fold row statistics"),
     ("c_coord", {"coord": True}, "frequency-coordinate input channel"),
-    ("c_freq_coord", {"head": "freq", "coord": True}, "c_freq and c_coord"),
+    ("c_freq_coord", {"head": "freq", "coord": True}, "frequency head + coordinate channel"),
     ("combo_pre", {"window": "onset", "rownorm": "image", "head": "freq"},
-     "a+b_row_img+c_freq, fixed before the run"),
+     "onset window + rows per image + frequency head (combined before any result)"),
     # added for the second device run, from the first run's winners (a_onset, c_freq, c_freq_coord)
-    ("combo_afc", {"window": "onset", "head": "freq", "coord": True}, "a_onset + c_freq_coord (run 2)"),
-    ("combo_af", {"window": "onset", "head": "freq"}, "a_onset + c_freq (run 2)"),
+    ("combo_afc", {"window": "onset", "head": "freq", "coord": True}, "onset window + frequency head + coordinate channel (second round)"),
+    ("combo_af", {"window": "onset", "head": "freq"}, "onset window + frequency head (second round)"),
     ("combo_afc_rt", {"window": "onset", "head": "freq", "coord": True, "rownorm": "train"},
-     "a_onset + c_freq_coord + b_row_train (run 2)"),
+     "onset window + frequency head + coordinate channel + training-fold rows (second round)"),
 ]
 
 
@@ -921,7 +921,8 @@ def report(args) -> None:
             raw = gzip.decompress(raw)
         blob = json.loads(raw)
         for net in ("1d", "2d"):
-            descr[net].update(blob.get("descr", {}).get(net, {}))
+            for k, v in blob.get("descr", {}).get(net, {}).items():  # the script's own words win
+                descr[net].setdefault(k, v)
             for name, rs in blob["runs"].get(net, {}).items():
                 have = {(r["fold"], r["seed"]) for r in runs[net].get(name, [])}
                 for r in rs:
