@@ -151,15 +151,20 @@ def split_clips(clips: list[Clip], split: str) -> list[Clip]:
     return [c for c in clips if c.split == split]
 
 
+def _field(clip, name: str):
+    """``name`` of a :class:`Clip` or of an image record (a dict with the same keys)."""
+    return clip[name] if isinstance(clip, dict) else getattr(clip, name)
+
+
 def training_actors(train) -> "np.ndarray":
     """The actor of every training clip (a :class:`Clip` or an image record),
     for actor-disjoint validation folds; an error when a name is not RAVDESS."""
     import numpy as np
 
-    actors = [c["actor"] if isinstance(c, dict) else c.actor for c in train]
+    actors = [_field(c, "actor") for c in train]
     if not actors:
         raise DataError("no training clips")
-    missing = [c["path"] if isinstance(c, dict) else c.path for c, a in zip(train, actors) if a is None]
+    missing = [_field(c, "path") for c, a in zip(train, actors) if a is None]
     if missing:
         raise DataError(f"{missing[0]}: training clips need RAVDESS names (03-01-EE-II-SS-RR-AA); "
                         "the actor sets the validation folds")
@@ -170,12 +175,11 @@ def check_actor_disjoint(train, others) -> None:
     """An error when an actor of the training clips (Clips or image records)
     is also in another split: validation by actor would then be no guide to
     unseen speakers, and an evaluation split would not be unseen."""
-    actor = lambda c: c["actor"] if isinstance(c, dict) else c.actor  # noqa: E731
-    split = lambda c: c["split"] if isinstance(c, dict) else c.split  # noqa: E731
-    seen = {actor(c) for c in train} - {None}
+    seen = {_field(c, "actor") for c in train} - {None}
     for c in others:
-        if actor(c) in seen:
-            raise DataError(f"actor {actor(c)} is in both Train and {split(c)} (e.g. {c['key'] if isinstance(c, dict) else c.key})")
+        if _field(c, "actor") in seen:
+            raise DataError(f"actor {_field(c, 'actor')} is in both Train and {_field(c, 'split')} "
+                            f"(e.g. {_field(c, 'key')})")
 
 
 def image_records(image_root: str | os.PathLike, split: str, *, classes: list[str] | None = None) -> list[dict]:

@@ -87,18 +87,6 @@ def figure_svm(svm_json, out_bars, out_conf: dict) -> None:
         confusion_grid_figure(svm, reading, path)
 
 
-def versions() -> dict:
-    from importlib.metadata import version
-
-    out = {}
-    for name in ("numpy", "librosa", "scikit-learn", "torch", "weasyprint"):
-        try:
-            out[name] = version(name)
-        except Exception:
-            out[name] = "not installed"
-    return out
-
-
 def build_report(report_dir, results_dir, figures_dir, html_path, pdf_path, cfg=None) -> None:
     """The PDF and its self-contained HTML twin, with the build's facts for the appendix.
 

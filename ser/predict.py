@@ -70,14 +70,14 @@ def svm_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR) -
     return f"spec SVM, {kind}", model.decision_function(X)
 
 
-def _ensemble(res: dict, load, x) -> np.ndarray:
+def _ensemble(res: dict, lrn, load_model, x, task: str) -> np.ndarray:
+    """Mean class probabilities of the reported setting's seeds, each loaded
+    from its checkpoint with the state (e.g. a scale) it was trained with."""
     from .protocol import Trained
 
     m = res["models"][res["chosen"]]
-    probs = []
-    for ckpt, state in zip(m["checkpoints"], m["states"]):
-        probs.append(load(ckpt, m["params"], state, x, Trained))
-    return np.mean(probs, axis=0)
+    return np.mean([lrn.predict(Trained(load_model(_need(Path(ckpt), task)), state), m["params"], x)
+                    for ckpt, state in zip(m["checkpoints"], m["states"])], axis=0)
 
 
 def cnn1d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR) -> tuple[str, np.ndarray]:
@@ -89,13 +89,9 @@ def cnn1d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR)
     c = cfg.cnn1d
     x = cnn1d.load_waveforms(paths, n_frames=c.n_frames, hop_s=c.hop_s, sr_hz=c.sr_hz,
                              window=tuple(c.grid_window), onset=cfg.onset)
-    lrn = cnn1d.learner(c, len(res["classes"]))
-
-    def load(ckpt, params, state, x, Trained):
-        model = cnn1d.load_model(_need(Path(ckpt), "cnn1d"), c, n_classes=len(res["classes"]))
-        return lrn.predict(Trained(model, state), params, x)
-
-    return f"1D CNN, {res['chosen']}, seed ensemble", _ensemble(res, load, x)
+    n = len(res["classes"])
+    probs = _ensemble(res, cnn1d.learner(c, n), lambda p: cnn1d.load_model(p, c, n_classes=n), x, "cnn1d")
+    return f"1D CNN, {res['chosen']}, seed ensemble", probs
 
 
 def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR) -> tuple[str, np.ndarray]:
@@ -111,13 +107,9 @@ def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR)
                                             dynamic_range=c.dynamic_range, low_at_bottom=c.low_at_bottom,
                                             window=c.window, onset=cfg.onset),
                                  size_hw=tuple(c.size_hw), interpolation=c.interpolation) for p in paths])
-    lrn = cnn2d.learner(c, len(res["classes"]))
-
-    def load(ckpt, params, state, x, Trained):
-        model = cnn2d.load_checkpoint(_need(Path(ckpt), "cnn2d"), c, n_classes=len(res["classes"]))
-        return lrn.predict(Trained(model, state), params, x)
-
-    return f"2D CNN, {res['chosen']}, seed ensemble", _ensemble(res, load, x)
+    n = len(res["classes"])
+    probs = _ensemble(res, cnn2d.learner(c, n), lambda p: cnn2d.load_checkpoint(p, c, n_classes=n), x, "cnn2d")
+    return f"2D CNN, {res['chosen']}, seed ensemble", probs
 
 
 def classify(folder, out_csv=None, *, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR, log=print) -> dict:

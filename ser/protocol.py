@@ -218,14 +218,14 @@ def evaluate_split(probs: Sequence[np.ndarray], split: EvalSplit, seeds: Sequenc
     preds = [p.argmax(1) for p in probs]
     ens = np.mean(probs, axis=0)
     per_seed = [{"seed": int(s), **scores(y, p, classes)} for s, p in zip(seeds, preds)]
+    seed_actors = [per_actor(y, p, split.actors) for p in preds]
     return {
         "n": int(len(y)),
         "per_seed": per_seed,
         "summary": seed_summary([r["accuracy"] for r in per_seed]),
         "pooled": scores(np.tile(y, len(preds)), np.concatenate(preds), classes),
         "ensemble": scores(y, ens.argmax(1), classes),
-        "per_actor": {"seed_mean": {a: float(np.mean([per_actor(y, p, split.actors)[a] for p in preds]))
-                                    for a in per_actor(y, preds[0], split.actors)},
+        "per_actor": {"seed_mean": {a: float(np.mean([pa[a] for pa in seed_actors])) for a in seed_actors[0]},
                       "ensemble": per_actor(y, ens.argmax(1), split.actors)},
     }
 
