@@ -78,6 +78,9 @@ class SvmConfig:
     grid_gamma: tuple[str | float, ...] = ("scale", 1e-4, 1e-3, 1e-2)
     grid_kernel: tuple[str, ...] = ("rbf", "linear")
     grid_transform: tuple[str, ...] = ("none", "log")
+    # "speaker": each speaker's features z-scored by that speaker's own clips
+    # (ser.speakers), validated as a candidate like the rest of the grid
+    grid_norm: tuple[str, ...] = ("none", "speaker")
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,10 @@ class Cnn2dConfig:
         ("spectrogram", (("shift_cols", 5), ("time_mask_cols", 6), ("freq_mask_rows", 15),
                          ("mixup_alpha", 0.4))),
     )
+    # augmentation settings also validated (and trained to the end) on speaker-normalised images,
+    # as "<name>, speaker-normalised": each speaker's per-row mean and spread of the log-mel, from
+    # that speaker's own clips of its split, taken off before the image mapping. (): none, no such images
+    speaker_norm: tuple[str, ...] = ("spectrogram",)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,13 @@ Two models per feature type:
     ``StandardScaler`` then ``SVC(C=10, kernel="rbf")``, as the spec asks. The
     scaler is fitted on the training clips only (inside the pipeline).
 ``tuned``
-    transform (none or log), kernel, C and gamma chosen by cross-validation
-    grouped by training actor (leave one actor out); refitted on all training
-    clips and evaluated once on the test clips.
+    transform (none or log), speaker normalisation (none, or each speaker's
+    features z-scored by that speaker's own clips: :mod:`ser.speakers`),
+    kernel, C and gamma chosen by cross-validation grouped by training actor
+    (leave one actor out); refitted on all training clips and evaluated once
+    on each evaluation split. The best candidate within each normalisation
+    (``tuned_by_norm``) is scored too, so that the reader sees every feature
+    with and without speaker normalisation.
 """
 from __future__ import annotations
 
@@ -22,6 +26,21 @@ LOG_EPS = 1e-10
 
 def _log(x):
     return np.log(np.maximum(x, 0.0) + LOG_EPS)
+
+
+def prepare(X, *, transform: str = "none", norm: str = "none", speakers=None) -> np.ndarray:
+    """The stateless steps before scaling: the transform (``"log"``), then
+    speaker normalisation (``"speaker"``: :func:`ser.speakers.speaker_zscore`
+    over ``speakers``). Neither fits anything on other clips, so they are
+    applied to every row at once, before any fold is made."""
+    from .speakers import speaker_zscore
+
+    X = _log(X) if transform == "log" else np.asarray(X)
+    if norm == "speaker":
+        return speaker_zscore(X, speakers)
+    if norm != "none":
+        raise ValueError(f"unknown normalisation {norm!r} (none, speaker)")
+    return X
 
 
 def make_pipeline(*, transform: str = "none", kernel: str = "rbf", C: float = 10.0, gamma="scale"):
@@ -56,74 +75,115 @@ def param_grid(cfg) -> list[dict]:
     return grid
 
 
-def _params_of(p: dict, transform: str) -> dict:
+def _params_of(p: dict, transform: str, norm: str = "none") -> dict:
     return {
         "transform": transform,
+        "norm": norm,
         "kernel": p["svc__kernel"],
         "C": float(p["svc__C"]),
         "gamma": p.get("svc__gamma", None) if p["svc__kernel"] != "linear" else None,
     }
 
 
-def tune(X, y, groups, cfg, *, seed: int = 0) -> dict:
+def tune(X, y, groups, cfg, *, seed: int = 0, speakers=None) -> dict:
     """Grid search by grouped cross-validation; returns every candidate's score.
 
-    Ties in mean accuracy go to the simpler model: the earlier transform, the
-    earlier kernel, the smaller C (grid order).
+    Ties in mean accuracy go to the simpler model: no speaker normalisation
+    before normalisation, the earlier transform, the earlier kernel, the
+    smaller C (grid order). ``speakers`` (one per row; default: ``groups``,
+    the actors) are the groups of speaker normalisation.
     """
     from sklearn.model_selection import GridSearchCV
 
+    speakers = groups if speakers is None else speakers
     splitter, how = cv_splitter(groups, y, seed)
     candidates = []
-    for transform in cfg.grid_transform:
-        search = GridSearchCV(make_pipeline(transform=transform), param_grid(cfg), cv=splitter,
-                              scoring="accuracy", n_jobs=1)
-        search.fit(X, y, groups=groups)
-        res = search.cv_results_
-        n_folds = search.n_splits_
-        for i, p in enumerate(res["params"]):
-            folds = [float(res[f"split{k}_test_score"][i]) for k in range(n_folds)]
-            candidates.append({**_params_of(p, transform), "cv_mean": float(np.mean(folds)), "cv_folds": folds})
-    spec = next(c for c in candidates if c["transform"] == "none" and c["kernel"] == cfg.spec_kernel
-                and c["C"] == cfg.spec_C and c["gamma"] == "scale")
+    for norm in cfg.grid_norm:
+        for transform in cfg.grid_transform:
+            search = GridSearchCV(make_pipeline(), param_grid(cfg), cv=splitter, scoring="accuracy", n_jobs=1)
+            search.fit(prepare(X, transform=transform, norm=norm, speakers=speakers), y, groups=groups)
+            res = search.cv_results_
+            n_folds = search.n_splits_
+            for i, p in enumerate(res["params"]):
+                folds = [float(res[f"split{k}_test_score"][i]) for k in range(n_folds)]
+                candidates.append({**_params_of(p, transform, norm), "cv_mean": float(np.mean(folds)),
+                                   "cv_folds": folds})
+    spec = next(c for c in candidates if c["transform"] == "none" and c["norm"] == "none"
+                and c["kernel"] == cfg.spec_kernel and c["C"] == cfg.spec_C and c["gamma"] == "scale")
     best = max(candidates, key=lambda c: c["cv_mean"])  # max keeps the first of equals
-    return {"cv": how, "candidates": candidates, "best": best, "spec_cv": spec}
+    by_norm = {n: max((c for c in candidates if c["norm"] == n), key=lambda c: c["cv_mean"]) for n in cfg.grid_norm}
+    return {"cv": how, "candidates": candidates, "best": best, "spec_cv": spec, "best_by_norm": by_norm}
 
 
 def pipeline_of(params: dict):
-    """The unfitted pipeline of a parameter row (``transform``, ``kernel``, ``C``, ``gamma``)."""
+    """The unfitted pipeline of a parameter row (``transform``, ``kernel``,
+    ``C``, ``gamma``; ``norm`` must be ``"none"``: speaker normalisation needs
+    every clip of a speaker, see :func:`fit_params`)."""
+    if params.get("norm", "none") != "none":
+        raise ValueError("a speaker-normalised SVM needs its speakers' clips: use fit_params")
     return make_pipeline(transform=params["transform"], kernel=params["kernel"], C=params["C"],
                          gamma=params["gamma"] if params["gamma"] is not None else "scale")
 
 
+def fit_params(params: dict, X, y, train, *, speakers=None):
+    """The SVM of a parameter row fitted on the rows ``train``, and every
+    row's input as that model reads it (:func:`prepare` with the row's
+    transform and normalisation)."""
+    Xp = prepare(X, transform=params["transform"], norm=params["norm"], speakers=speakers)
+    model = make_pipeline(kernel=params["kernel"], C=params["C"],
+                          gamma=params["gamma"] if params["gamma"] is not None else "scale")
+    return model.fit(Xp[train], np.asarray(y)[train]), Xp
 
-def evaluate_feature(X, y, split, groups, class_names, cfg, *, seed: int = 0) -> dict:
-    """Spec model and tuned model for one feature matrix; every choice made on
+
+PARAM_KEYS = ("transform", "norm", "kernel", "C", "gamma")
+
+
+
+def evaluate_feature(X, y, split, groups, class_names, cfg, *, seed: int = 0, speakers=None) -> dict:
+    """Spec model and tuned models for one feature matrix; every choice made on
     the Train rows, then each evaluation split (Test, and Confirm when present)
-    scored once."""
+    scored once.
+
+    ``spec`` is the spec's SVM, ``tuned`` the best candidate of the whole grid,
+    ``tuned_by_norm[n]`` the best candidate with speaker normalisation ``n``.
+    """
     from .protocol import per_actor
+    from .speakers import speaker_keys
 
     tr = split == "Train"
-    tuned = tune(X[tr], y[tr], groups[tr], cfg, seed=seed)
-    spec_params = {"transform": "none", "kernel": cfg.spec_kernel, "C": cfg.spec_C, "gamma": "scale"}
-    out = {"cv": tuned["cv"]}
-    best_params = {k: tuned["best"][k] for k in ("transform", "kernel", "C", "gamma")}
+    if speakers is None and "speaker" in cfg.grid_norm:
+        speakers = speaker_keys(split.tolist(), groups.tolist())
+    tuned = tune(X[tr], y[tr], groups[tr], cfg, seed=seed, speakers=None if speakers is None else speakers[tr])
+    spec_params = {"transform": "none", "norm": "none", "kernel": cfg.spec_kernel, "C": cfg.spec_C, "gamma": "scale"}
     evals = [s for s in EVAL_SPLITS if (split == s).any()]
-    for name, params, cv in (("spec", spec_params, tuned["spec_cv"]), ("tuned", best_params, tuned["best"])):
-        model = pipeline_of(params).fit(X[tr], y[tr])
-        out[name] = {"params": params, "cv_mean": cv["cv_mean"], "cv_folds": cv["cv_folds"], "splits": {}, "pred": {},
-                     "decision": {}}
+
+    def fit_score(params, cv):
+        model, Xp = fit_params(params, X, y, tr, speakers=speakers)
+        r = {"params": params, "cv_mean": cv["cv_mean"], "cv_folds": cv["cv_folds"], "splits": {}, "pred": {},
+             "decision": {}}
         for s in evals:
             ev = split == s
-            pred = model.predict(X[ev])
-            out[name]["splits"][s] = {**scores(y[ev], pred, class_names),
-                                      "per_actor": per_actor(y[ev], pred, groups[ev].tolist())}
-            out[name]["pred"][s] = pred.tolist()
-            out[name]["decision"][s] = np.round(model.decision_function(X[ev]), 4).tolist()
-    top = sorted(tuned["candidates"], key=lambda c: -c["cv_mean"])[:5]
-    out["top_candidates"] = top
+            pred = model.predict(Xp[ev])
+            r["splits"][s] = {**scores(y[ev], pred, class_names),
+                              "per_actor": per_actor(y[ev], pred, groups[ev].tolist())}
+            r["pred"][s] = pred.tolist()
+            r["decision"][s] = np.round(model.decision_function(Xp[ev]), 4).tolist()
+        return r
+
+    out = {"cv": tuned["cv"], "spec": fit_score(spec_params, tuned["spec_cv"]),
+           "tuned": fit_score({k: tuned["best"][k] for k in PARAM_KEYS}, tuned["best"]),
+           "tuned_by_norm": {n: fit_score({k: c[k] for k in PARAM_KEYS}, c) for n, c in tuned["best_by_norm"].items()}}
+    out["top_candidates"] = sorted(tuned["candidates"], key=lambda c: -c["cv_mean"])[:5]
     out["n_candidates"] = len(tuned["candidates"])
     return out
+
+
+def speakers_of(feats: dict[str, np.ndarray]) -> np.ndarray:
+    """The speaker of every row of a feature cache (:func:`ser.speakers.speaker_keys`)."""
+    from .speakers import speaker_keys
+
+    return speaker_keys(feats["split"].tolist(), [None if a < 0 else int(a) for a in feats["actor"]],
+                        feats["key"].tolist())
 
 
 def run_svms(feats: dict[str, np.ndarray], cfg, *, log=print) -> dict:
@@ -133,12 +193,14 @@ def run_svms(feats: dict[str, np.ndarray], cfg, *, log=print) -> dict:
     """
     classes = [str(c) for c in feats["classes"]]
     y, split, groups = feats["label"], feats["split"], feats["actor"]
+    speakers = speakers_of(feats) if "speaker" in cfg.svm.grid_norm else None
     results = {"classes": classes, "keys": {s: feats["key"][split == s].tolist() for s in EVAL_SPLITS if (split == s).any()},
                "readings": {}}
     for reading in cfg.features.readings:
         per_kind = {}
         for kind in cfg.features.kinds:
-            r = evaluate_feature(feats[f"X_{reading}_{kind}"], y, split, groups, classes, cfg.svm, seed=cfg.seed)
+            r = evaluate_feature(feats[f"X_{reading}_{kind}"], y, split, groups, classes, cfg.svm, seed=cfg.seed,
+                                 speakers=speakers)
             per_kind[kind] = r
             log(f"SVM {reading:5s} {kind:3s}: spec C={cfg.svm.spec_C:g} test acc "
                 f"{r['spec']['splits']['Test']['accuracy']:.3f} | tuned {r['tuned']['params']} "

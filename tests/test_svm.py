@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ser.config import SvmConfig
-from ser.svm import evaluate_feature, make_pipeline, rank_kinds, tune
+from ser.svm import evaluate_feature, fit_params, make_pipeline, pipeline_of, prepare, rank_kinds, tune
 
 
 def toy(seed=0, n_per=12, splits=(("Train", (1, 2, 3)), ("Test", (5,)))):
@@ -26,8 +26,11 @@ def test_tuned_model_is_chosen_by_actor_folds_and_scored_on_test():
     r = evaluate_feature(X, y, split, actor, ["A", "B"], cfg)
     assert r["cv"] == "leave one training actor out"
     assert len(r["tuned"]["cv_folds"]) == 3  # one fold per training actor
-    assert r["n_candidates"] == 2 * (2 + 2)
-    assert r["spec"]["params"] == {"transform": "none", "kernel": "rbf", "C": 10.0, "gamma": "scale"}
+    assert r["n_candidates"] == 2 * 2 * (2 + 2)  # norms x transforms x (rbf C,gamma + linear C)
+    assert r["spec"]["params"] == {"transform": "none", "norm": "none", "kernel": "rbf", "C": 10.0, "gamma": "scale"}
+    assert set(r["tuned_by_norm"]) == {"none", "speaker"}
+    assert r["tuned_by_norm"]["none"]["params"]["norm"] == "none"
+    assert r["tuned_by_norm"]["speaker"]["params"]["norm"] == "speaker"
     assert list(r["tuned"]["splits"]) == ["Test"]  # no Confirm clips here
     assert r["tuned"]["splits"]["Test"]["n"] == 24
     assert r["tuned"]["splits"]["Test"]["accuracy"] == 1.0
@@ -70,7 +73,7 @@ def _noisy(seed=0, n_per=12):
 def test_tuning_takes_the_best_cross_validated_score():
     X, y, g = _noisy()
     cfg = SvmConfig(grid_C=(0.001, 10.0), grid_gamma=("scale", 100.0), grid_kernel=("rbf", "linear"),
-                    grid_transform=("none",))
+                    grid_transform=("none",), grid_norm=("none",))
     r = tune(X, y, g, cfg)
     scores = [c["cv_mean"] for c in r["candidates"]]
     assert len(scores) == 6 and max(scores) - min(scores) > 0.2  # the data tells candidates apart
@@ -100,3 +103,70 @@ def test_best_and_worst_follow_test_accuracy():
     assert r["best_by_cv"] == "SBE" and not r["rankings_agree"]
     assert not r["best_worst_overlap"]
     assert r["best_minus_worst"] == pytest.approx(0.25)
+
+
+def _shifted_speakers(seed=0, n_per=10, splits=(("Train", (1, 2, 3, 4)), ("Test", (5, 6)))):
+    """Two classes 1 unit apart on feature 0, but every speaker's features are
+    offset by a large speaker-specific amount: only a speaker's own average
+    tells the classes apart."""
+    rng = np.random.default_rng(seed)
+    X, y, split, actor = [], [], [], []
+    for s, actors in splits:
+        for a in actors:
+            offset = rng.normal(0, 6.0, size=3)
+            for label in range(2):
+                x = rng.normal(0, 0.25, size=(n_per, 3)) + offset
+                x[:, 0] += 1.0 * label
+                X.append(x)
+                y += [label] * n_per
+                split += [s] * n_per
+                actor += [a] * n_per
+    return np.vstack(X), np.array(y), np.array(split), np.array(actor)
+
+
+def test_speaker_normalisation_is_a_candidate_that_wins_when_speakers_shift():
+    X, y, split, actor = _shifted_speakers()
+    cfg = SvmConfig(grid_C=(1.0, 10.0), grid_gamma=("scale",), grid_kernel=("rbf", "linear"), grid_transform=("none",))
+    r = evaluate_feature(X, y, split, actor, ["A", "B"], cfg)
+    assert r["tuned"]["params"]["norm"] == "speaker"
+    by = r["tuned_by_norm"]
+    assert by["speaker"]["cv_mean"] > by["none"]["cv_mean"] + 0.2
+    assert by["speaker"]["splits"]["Test"]["accuracy"] >= 0.8
+    assert by["none"]["splits"]["Test"]["accuracy"] <= 0.6
+    # the spec SVM never normalises by speaker
+    assert r["spec"]["params"]["norm"] == "none"
+
+
+def test_speaker_normalisation_of_an_evaluation_speaker_uses_their_clips_only():
+    X, y, split, actor = _shifted_speakers()
+    cfg = SvmConfig(grid_C=(10.0,), grid_gamma=("scale",), grid_kernel=("rbf",), grid_transform=("none",))
+    r = evaluate_feature(X, y, split, actor, ["A", "B"], cfg)["tuned_by_norm"]
+    # moving one test speaker far away changes nothing: their own mean is taken off
+    X2 = X.copy()
+    X2[actor == 6] += 100.0
+    r2 = evaluate_feature(X2, y, split, actor, ["A", "B"], cfg)["tuned_by_norm"]
+    assert r2["speaker"]["pred"]["Test"] == r["speaker"]["pred"]["Test"]
+    assert r2["speaker"]["decision"]["Test"] == pytest.approx(r["speaker"]["decision"]["Test"], abs=1e-3)
+    assert r2["none"]["pred"]["Test"] != r["none"]["pred"]["Test"]  # without it the shift is seen
+
+
+def test_prepare_logs_before_normalising_and_refuses_unknown_norms():
+    X = np.array([[1.0, 10.0], [np.e, 100.0], [np.e ** 2, 1000.0]])
+    spk = np.array([1, 1, 1])
+    out = prepare(X, transform="log", norm="speaker", speakers=spk)
+    # log first: the first column becomes 0, 1, 2 -> z-scores -1.22, 0, 1.22
+    assert out[:, 0] == pytest.approx([-1.2247449, 0.0, 1.2247449], abs=1e-5)
+    assert np.array_equal(prepare(X, transform="none", norm="none"), X)
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        prepare(X, norm="actor", speakers=spk)
+
+
+def test_fit_params_without_normalisation_equals_the_plain_pipeline():
+    X, y, split, actor = toy()
+    tr = split == "Train"
+    params = {"transform": "log", "norm": "none", "kernel": "rbf", "C": 10.0, "gamma": "scale"}
+    model, Xp = fit_params(params, X, y, tr)
+    plain = pipeline_of(params).fit(X[tr], y[tr])
+    assert np.allclose(model.decision_function(Xp[~tr]), plain.decision_function(X[~tr]))
+    with pytest.raises(ValueError, match="fit_params"):
+        pipeline_of({**params, "norm": "speaker"})
