@@ -116,6 +116,23 @@ def ensemble_curve(runs: list[dict]) -> np.ndarray | None:
     return correct / sum(len(f[0]["y_val"]) for f in folds.values())
 
 
+def out_of_fold_proba(runs: list[dict], n_clips: int, epochs: int) -> np.ndarray | None:
+    """Out-of-fold class probabilities [shape=(n_clips, n_classes)]: each
+    training clip's probabilities after ``epochs`` epochs from the runs that
+    held it out (the validation seeds' mean). None without recorded
+    probabilities or when some clip was never held out."""
+    if not runs or any("val_proba" not in r for r in runs):
+        return None
+    total = np.zeros((n_clips, np.asarray(runs[0]["val_proba"]).shape[-1]))
+    count = np.zeros(n_clips)
+    for r in runs:
+        total[r["val_idx"]] += np.asarray(r["val_proba"])[epochs - 1]
+        count[r["val_idx"]] += 1
+    if np.any(count == 0):
+        return None
+    return total / count[:, None]
+
+
 def declare(row: dict) -> dict:
     """The model the report judges, chosen on the training actors: the seed
     ensemble when the validation seeds' ensemble is at least as accurate as
@@ -137,15 +154,17 @@ def validate_candidate(learner: Learner, params: dict, x, y, groups, pcfg: Proto
                                x_val=x[va], y_val=y[va], log=lambda s: None)
             log(f"{label} actor {actor} seed {vs}: val acc last {h['val_acc'][-1]:.3f}, "
                 f"best {max(h['val_acc']):.3f} ({h['seconds']:.0f} s)")
-            runs.append({"actor": actor, "seed": int(vs), "n_val": int(len(va)), "y_val": y[va], **h})
+            runs.append({"actor": actor, "seed": int(vs), "n_val": int(len(va)), "y_val": y[va], "val_idx": va, **h})
     w = np.array([r["n_val"] for r in runs], float)
     mean_acc = np.average([r["val_acc"] for r in runs], axis=0, weights=w)
     mean_loss = np.average([r["val_loss"] for r in runs], axis=0, weights=w)
     epochs, score = choose_epochs(mean_acc, pcfg.smooth_epochs)
     ens_acc = ensemble_curve(runs)
+    oof = out_of_fold_proba(runs, len(y), epochs)
     for r in runs:  # arrays stay out of the results
         r.pop("val_proba", None)
         r.pop("y_val")
+        r.pop("val_idx")
     return {
         "params": params,
         "score": score,
@@ -166,6 +185,9 @@ def validate_candidate(learner: Learner, params: dict, x, y, groups, pcfg: Proto
                      for r in runs],
         "histories": runs,
         "seconds": float(sum(r["seconds"] for r in runs)),
+        # every training clip's class probabilities from the fold that held its actor out
+        # (validation seeds averaged, at the chosen epoch): what a combined model is fitted on
+        "oof_proba": None if oof is None else np.round(oof, 6).tolist(),
     }
 
 
@@ -243,7 +265,8 @@ def predictions(probs: Sequence[np.ndarray], split: EvalSplit, seeds: Sequence[i
 
 def run_protocol(learner: Learner, candidates: dict[str, dict], x, y, groups, *, classes,
                  load_eval: Callable[[], list[EvalSplit]], pcfg: ProtocolConfig,
-                 final: str = "chosen", log: Callable[[str], None] = print, name: str = "") -> tuple[dict, dict]:
+                 final: str = "chosen", log: Callable[[str], None] = print, name: str = "",
+                 train_keys: Sequence[str] | None = None) -> tuple[dict, dict]:
     """Validation, final models, one evaluation pass: the whole protocol.
 
     Parameters
@@ -261,6 +284,9 @@ def run_protocol(learner: Learner, candidates: dict[str, dict], x, y, groups, *,
     final : {"chosen", "all"}
         Train final models for the chosen candidate only, or for every
         candidate (an experiment that compares them, such as augmentation).
+    train_keys : list of str, optional
+        The training clips' keys, in the order of ``x``: recorded with the
+        out-of-fold probabilities of each candidate's validation row.
 
     Returns
     -------
@@ -303,6 +329,7 @@ def run_protocol(learner: Learner, candidates: dict[str, dict], x, y, groups, *,
                 f"± {s['summary']['std']:.3f}, ensemble {s['ensemble']['accuracy']:.3f}")
     timings["evaluation"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
+    val["train_keys"] = None if train_keys is None else list(train_keys)
     return {"classes": list(classes), "validation": val, "chosen": val["chosen"],
             "declared": declare(val["candidates"][val["chosen"]]), "models": models,
             "predictions": preds, "timings_s": timings}, trained

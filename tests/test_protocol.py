@@ -374,3 +374,52 @@ def test_ensemble_curve_averages_the_seeds_probabilities_per_fold():
     assert declare({"score": 0.5, "ensemble_score": 0.5})["model"] == "ensemble"  # a tie goes to the ensemble
     assert declare({"score": 0.5, "ensemble_score": 0.49})["model"] == "single"
     assert declare({"score": 0.5, "ensemble_score": None})["model"] == "single"
+
+
+def test_out_of_fold_probabilities_come_from_the_fold_that_held_the_clip_out():
+    """Each training clip's out-of-fold row is the mean over validation seeds
+    of the probabilities after the chosen number of epochs, from the run whose
+    validation fold held that clip's actor out."""
+    from ser.protocol import out_of_fold_proba
+
+    n_ep, n = 4, len(GROUPS)
+    runs = []
+    for actor, _, va in loao_folds(GROUPS):
+        for seed in (0, 1):
+            # probability of class 0 encodes (epoch, actor, seed): a wrong pick shows
+            p = np.zeros((n_ep, len(va), 3))
+            for e in range(n_ep):
+                p[e, :, 0] = 0.1 * e + 0.01 * actor + 0.001 * seed
+            p[..., 1] = 1 - p[..., 0]
+            runs.append({"actor": actor, "seed": seed, "val_idx": va, "val_proba": p})
+    oof = out_of_fold_proba(runs, n, epochs=3)
+    for i, a in enumerate(GROUPS):
+        assert oof[i, 0] == pytest.approx(0.2 + 0.01 * a + 0.0005)
+    assert np.allclose(oof.sum(1), 1)
+    # a clip never held out: no out-of-fold probabilities
+    assert out_of_fold_proba(runs[:-2], n, epochs=3) is None
+    assert out_of_fold_proba([{k: v for k, v in r.items() if k != "val_proba"} for r in runs], n, 3) is None
+
+
+def test_run_protocol_records_out_of_fold_probabilities_and_training_keys():
+    def curve(params, actor, seed):
+        return [0.5, 0.6, 0.7]
+
+    stub = Stub(curve)
+    orig = stub.fit
+
+    def fit(params, x, y, **kw):
+        t, h = orig(params, x, y, **kw)
+        if kw.get("x_val") is not None:  # probabilities saying "the actor of the held-out clip, as a class"
+            va = np.asarray(kw["x_val"])
+            p = np.zeros((kw["epochs"], len(va), 3))
+            p[:, np.arange(len(va)), GROUPS[va] - 1] = 1.0
+            h["val_proba"] = p
+        return t, h
+
+    res, _ = run_protocol(Learner(fit=fit, predict=stub.predict), {"a": {"name": "a"}}, X, Y, GROUPS,
+                          classes=CLASSES, load_eval=lambda: [], pcfg=ProtocolConfig(3, 1, (0, 1), (0,)),
+                          log=_quiet, train_keys=[f"Train/{i}.wav" for i in X])
+    oof = np.array(res["validation"]["candidates"]["a"]["oof_proba"])
+    assert oof.shape == (10, 3) and np.array_equal(oof.argmax(1), GROUPS - 1)
+    assert res["validation"]["train_keys"] == [f"Train/{i}.wav" for i in X]
