@@ -203,6 +203,35 @@ class Cnn1dConfig:
 
 
 @dataclass(frozen=True)
+class AnchorsConfig:
+    """The field's anchors (report section "Beyond the task"), each through the SVMs' protocol ([svm]).
+
+    ``egemaps``: the eGeMAPSv02 functionals (88 values per clip) of the
+    ``opensmile`` package; ``ge2e``: the 256-value GE2E speaker-encoder
+    embedding of the ``resemblyzer`` package (weights inside its wheel). ():
+    no anchors, no combined model with them.
+    """
+
+    kinds: tuple[str, ...] = ("egemaps", "ge2e")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Combined models (ser.fusion): a weighted mean of the members' class
+    probabilities, the weights chosen on out-of-fold probabilities of the
+    training actors (highest accuracy; ties: lower log loss, then grid order).
+
+    ``task``: the tuned SVM of the feature type ranked first by
+    cross-validation, the 1D CNN and the 2D CNN, weights on a grid of
+    ``step_task``; ``all``: those and the anchors, on a grid of ``step_all``.
+    """
+
+    step_task: float = 0.1
+    step_all: float = 0.2
+    calibration: str = "sigmoid"  # SVM decision values -> probabilities (CalibratedClassifierCV)
+
+
+@dataclass(frozen=True)
 class Config:
     mel: MelConfig = field(default_factory=MelConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -211,6 +240,8 @@ class Config:
     cnn2d: Cnn2dConfig = field(default_factory=Cnn2dConfig)
     cnn1d: Cnn1dConfig = field(default_factory=Cnn1dConfig)
     onset: OnsetConfig = field(default_factory=OnsetConfig)
+    anchors: AnchorsConfig = field(default_factory=AnchorsConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
     seed: int = 0
 
     def section(self, name: str) -> str:
