@@ -5,7 +5,9 @@ The pieces, from data to results:
 * :func:`load_waveforms` decodes clips once into a fixed-length array
   (``(n_frames + 1) * hop`` samples, the spec's length), optionally resampled;
 * :func:`normalise` scales them (the spec's fixed ``(x*32768 - 1000) / 100``,
-  per-clip standardisation, or one scale fitted on the training clips);
+  per-clip standardisation, one scale fitted on the training clips, or each
+  speaker's own level, :func:`speaker_levels`, carried with the waveforms by
+  :class:`SpeakerWaves`);
 * :class:`EmotionSpeechDataset` wraps both as a ``torch`` data set;
 * :class:`WaveCNN` is an M5-like network (Dai et al. 2017, "Very deep
   convolutional neural networks for raw waveforms");
@@ -32,7 +34,15 @@ from .audio import fix_length, hop_samples, read_mono
 from .dataset import folder_clips
 from .errors import ConfigError, DataError
 
-NORMALISATIONS = ("spec", "clip_std", "train_rms")
+NORMALISATIONS = ("spec", "clip_std", "train_rms", "speaker_rms")
+NORM_TEXT = {  # what each normalisation means, in one line (written to the results by describe)
+    "spec": "the spec's (s - 1000) / 100 on int16 sample values s",
+    "clip_std": "each clip to zero mean and unit standard deviation (its level removed)",
+    "train_rms": "divided by one RMS fitted on the training clips of each fit (relative loudness kept)",
+    "speaker_rms": "each clip divided by its speaker's RMS level, from that speaker's own clips in the same "
+                   "split, no labels (loudness differences within a speaker kept)",
+    "none": "samples as read, in [-1, 1]",
+}
 
 
 # --------------------------------------------------------------------- data
@@ -100,20 +110,26 @@ def load_waveforms(paths: Sequence, *, n_frames: int = 200, hop_s: float = 0.015
     return np.stack(ys) if ys else np.zeros((0, 0), np.float32)
 
 
-def normalise(x: np.ndarray, method: str, *, scale: float | None = None) -> np.ndarray:
+def normalise(x: np.ndarray, method: str, *, scale: float | None = None,
+              levels: np.ndarray | None = None) -> np.ndarray:
     """Scale waveforms for the network.
 
     Parameters
     ----------
     x : np.ndarray [shape=(n_clips, n_samples)]
         Samples in [-1, 1].
-    method : {"spec", "clip_std", "train_rms", "none"}
+    method : {"spec", "clip_std", "train_rms", "speaker_rms", "none"}
         ``spec``: the spec's ``(s - 1000) / 100`` on int16 sample values
         ``s = x * 32768``; ``clip_std``: each clip to zero mean, unit standard
         deviation (loudness removed); ``train_rms``: divided by one RMS fitted
-        on the training clips (``scale``), keeping relative loudness.
+        on the training clips (``scale``), keeping relative loudness;
+        ``speaker_rms``: each clip divided by its speaker's level (``levels``),
+        keeping the loudness differences between one speaker's clips.
     scale : float, optional
         The fitted RMS for ``train_rms`` (see :func:`fit_scale`).
+    levels : np.ndarray [shape=(n_clips,)], optional
+        Each clip's speaker level for ``speaker_rms`` (see :func:`speaker_levels`);
+        every level must be positive (a DataError otherwise).
     """
     x = np.asarray(x, np.float32)
     if method == "spec":
@@ -126,6 +142,16 @@ def normalise(x: np.ndarray, method: str, *, scale: float | None = None) -> np.n
         if scale is None:
             raise ConfigError("normalise 'train_rms' needs the scale fitted on the training clips")
         return x / np.float32(scale)
+    if method == "speaker_rms":
+        if levels is None:
+            raise ConfigError("normalise 'speaker_rms' needs each clip's speaker level (see speaker_levels)")
+        levels = np.asarray(levels, np.float32)
+        if levels.shape != x.shape[:-1]:
+            raise ConfigError(f"normalise 'speaker_rms': levels of shape {levels.shape} for clips of {x.shape}")
+        if not np.all(levels > 0):
+            raise DataError("normalise 'speaker_rms': a speaker level is 0 or not finite "
+                            "(speaker_levels names a silent speaker)")
+        return x / levels[..., None]
     if method == "none":
         return x
     raise ConfigError(f"unknown normalisation {method!r}; expected one of {NORMALISATIONS + ('none',)}")
@@ -134,6 +160,84 @@ def normalise(x: np.ndarray, method: str, *, scale: float | None = None) -> np.n
 def fit_scale(x: np.ndarray) -> float:
     """RMS over all samples of the training clips, for ``normalise(..., 'train_rms')``."""
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def speaker_levels(x: np.ndarray, speakers: Sequence) -> np.ndarray:
+    """Each clip's speaker level, for ``normalise(..., 'speaker_rms')``.
+
+    A speaker's level is the RMS over all the samples of that speaker's clips
+    in ``x``, per window type when ``x`` has a window axis. Only the speaker's
+    own audio enters (no labels, no other speaker), so the levels can be
+    computed once for every clip of a split before any fold is made: a
+    held-out speaker is scaled by their own clips, as a test speaker is.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n_clips, n_samples) or (n_clips, n_windows, n_samples)]
+    speakers : sequence of hashable [shape=(n_clips,)]
+        Each clip's speaker, e.g. ``(split, actor)``.
+
+    Returns
+    -------
+    levels : np.ndarray [shape=(n_clips,) or (n_clips, n_windows), dtype=float64]
+        Clips in the order given.
+
+    Raises
+    ------
+    DataError
+        When a speaker's clips are all silent (level 0) in a window, naming the
+        speaker: no floor, which would blow silence up to an arbitrary level.
+    """
+    x = np.asarray(x)
+    speakers = list(speakers)
+    if len(speakers) != len(x):
+        raise DataError(f"speaker_levels: {len(speakers)} speakers for {len(x)} clips")
+    power = np.mean(np.square(x, dtype=np.float64), axis=-1)  # per clip (and window); clips have equal lengths
+    rows: dict = {}
+    for i, s in enumerate(speakers):
+        rows.setdefault(s, []).append(i)
+    levels = np.empty_like(power)
+    for s, idx in rows.items():
+        level = np.sqrt(power[idx].mean(axis=0))
+        if not np.all(level > 0):
+            raise DataError(f"speaker {s!r}: its {len(idx)} clip(s) are silent in the window, "
+                            "so they have no level to scale them by (norm 'speaker_rms')")
+        levels[idx] = level
+    return levels
+
+
+class SpeakerWaves:
+    """Waveforms and their speakers' levels, indexed together on the clip axis,
+    so ``x[train_idx]`` (:mod:`ser.protocol`) keeps them aligned.
+
+    Parameters
+    ----------
+    waves : np.ndarray [shape=(n_clips, n_windows, n_samples)]
+    levels : np.ndarray [shape=(n_clips, n_windows)]
+        Each clip's speaker level per window (:func:`speaker_levels`).
+    """
+
+    def __init__(self, waves: np.ndarray, levels: np.ndarray):
+        if np.shape(levels) != np.shape(waves)[:-1]:
+            raise DataError(f"SpeakerWaves: levels of shape {np.shape(levels)} "
+                            f"for waveforms of shape {np.shape(waves)}")
+        self.waves, self.levels = waves, levels
+
+    def __len__(self) -> int:
+        return len(self.waves)
+
+    def __getitem__(self, idx) -> "SpeakerWaves":
+        return SpeakerWaves(self.waves[idx], self.levels[idx])
+
+
+def clip_speakers(clips) -> list[tuple[str, int]]:
+    """Each clip's speaker, ``(split, actor)``, for :func:`speaker_levels`; a
+    DataError naming the clips whose record carries no actor."""
+    missing = [str(c.path) for c in clips if c.actor is None]
+    if missing:
+        raise DataError(f"norm 'speaker_rms' needs each clip's speaker, and {len(missing)} clip(s) have no actor: "
+                        + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+    return [(c.split, c.actor) for c in clips]
 
 
 # -------------------------------------------------------------------- model
@@ -279,9 +383,21 @@ class EmotionSpeechDataset(torch.utils.data.Dataset):
 # ------------------------------------------------------------------ protocol
 
 def candidates(cfg) -> dict[str, dict]:
-    """The settings compared by validation: ``grid_window`` x ``grid_norm`` x ``grid_shift_s``."""
+    """The settings compared by validation: ``grid_window`` x ``grid_norm`` x
+    ``grid_shift_s``, then ``norm="speaker_rms"`` with each shift at every
+    window of ``speaker_norm_windows`` (which must be among ``grid_window``,
+    the windows loaded)."""
+    unknown = [n for n in cfg.grid_norm if n not in NORM_TEXT]
+    if unknown:
+        raise ConfigError(f"cnn1d grid_norm: unknown {unknown}; expected some of {tuple(NORM_TEXT)}")
+    grid = [(w, n) for w in cfg.grid_window for n in cfg.grid_norm]
+    for w in cfg.speaker_norm_windows:
+        if w not in cfg.grid_window:
+            raise ConfigError(f"cnn1d speaker_norm_windows: window {w!r} is not among grid_window "
+                              f"{tuple(cfg.grid_window)}, the windows loaded")
+        grid.append((w, "speaker_rms"))
     return {f"window at {w}, {n}, shift ±{float(s):g} s": {"window": w, "norm": n, "shift_s": float(s)}
-            for w in cfg.grid_window for n in cfg.grid_norm for s in cfg.grid_shift_s}
+            for w, n in grid for s in cfg.grid_shift_s}
 
 
 def learner(cfg, n_classes: int):
@@ -291,17 +407,28 @@ def learner(cfg, n_classes: int):
     clips only), seeds, builds and trains one model; the scale travels in the
     returned state. Inputs are waveforms in [-1, 1], one row per window of
     ``cfg.grid_window`` [shape=(n_clips, n_windows, n_samples)]; a candidate
-    reads the row of its ``window``.
+    reads the row of its ``window``. A ``speaker_rms`` candidate needs them
+    as :class:`SpeakerWaves`, which carry each clip's speaker level (nothing
+    is fitted); the other candidates read the waveforms of either, unchanged.
     """
     from .augment import AugmentSpec, make_augment
     from .protocol import Learner, Trained
     from .training import TrainConfig, evaluate, fit, seed_everything
 
     def pick(x, params):
-        return x[:, list(cfg.grid_window).index(params["window"])]
+        waves = x.waves if isinstance(x, SpeakerWaves) else x
+        return waves[:, list(cfg.grid_window).index(params["window"])]
+
+    def levels(x, params):
+        if params["norm"] != "speaker_rms":
+            return None
+        if not isinstance(x, SpeakerWaves):
+            raise ConfigError("norm 'speaker_rms' needs the inputs as SpeakerWaves (waveforms with speaker levels)")
+        return x.levels[:, list(cfg.grid_window).index(params["window"])]
 
     def as_input(x, params, scale):
-        return torch.from_numpy(normalise(pick(x, params), params["norm"], scale=scale)).unsqueeze(1)
+        return torch.from_numpy(normalise(pick(x, params), params["norm"], scale=scale,
+                                          levels=levels(x, params))).unsqueeze(1)
 
     def fit_one(params, x, y, *, seed, epochs, x_val=None, y_val=None, log=None):
         scale = fit_scale(pick(x, params)) if params["norm"] == "train_rms" else None
@@ -328,7 +455,8 @@ def describe(cfg, n_classes: int) -> dict:
     n = clip_samples(sr_hz=cfg.sr_hz, n_frames=cfg.n_frames, hop_s=cfg.hop_s)
     return {
         "input": {"sr_hz": cfg.sr_hz, "n_frames": cfg.n_frames, "hop_s": cfg.hop_s,
-                  "n_samples": n, "duration_s": n / cfg.sr_hz, "windows": list(cfg.grid_window)},
+                  "n_samples": n, "duration_s": n / cfg.sr_hz, "windows": list(cfg.grid_window),
+                  "norms": {m: NORM_TEXT[m] for m in dict.fromkeys(p["norm"] for p in candidates(cfg).values())}},
         "architecture": {"name": "WaveCNN", **model_kwargs(cfg),
                          "n_params": int(sum(p.numel() for p in model.parameters())), "text": str(model)},
         "training": {"optimizer": "Adam", "loss": "cross-entropy", "lr": cfg.lr, "batch_size": cfg.batch_size,
@@ -346,6 +474,8 @@ def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",), onset=None,
     clips : list of :class:`ser.dataset.Clip`
         Every split (``list_clips``); Train clips must carry RAVDESS actors.
     cfg : :class:`ser.config.Cnn1dConfig`
+        With a ``speaker_rms`` candidate, every clip (all splits) needs an
+        actor, and each split's inputs carry their speakers' levels.
     eval_splits : sequence of str
         The splits scored once by the final models, after every choice.
     onset : :class:`ser.config.OnsetConfig`, optional
@@ -372,21 +502,31 @@ def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",), onset=None,
     actors = training_actors(train)
     check_actor_disjoint(train, [c for s in eval_splits for c in split_clips(clips, s)])
     classes = sorted({c.class_name for c in clips})
+    cands = candidates(cfg)
+    by_speaker = any(p["norm"] == "speaker_rms" for p in cands.values())
+    if by_speaker:  # before any training: every clip of every split needs its speaker
+        clip_speakers([c for s in ("Train", *eval_splits) for c in split_clips(clips, s)])
     kw = dict(n_frames=cfg.n_frames, hop_s=cfg.hop_s, sr_hz=cfg.sr_hz, window=tuple(cfg.grid_window), onset=onset)
-    x_train = load_waveforms([c.path for c in train], **kw)
+
+    def inputs(cs):  # one split's clips; speaker levels from each speaker's own clips of the split
+        x = load_waveforms([c.path for c in cs], **kw)
+        return SpeakerWaves(x, speaker_levels(x, clip_speakers(cs))) if by_speaker else x
+
+    x_train = inputs(train)
     y_train = np.array([c.label for c in train])
     load_s = time.perf_counter() - t0
 
     def load_eval():
-        return [EvalSplit(s, load_waveforms([c.path for c in split_clips(clips, s)], **kw),
+        return [EvalSplit(s, inputs(split_clips(clips, s)),
                           np.array([c.label for c in split_clips(clips, s)]),
                           [c.key for c in split_clips(clips, s)], [c.actor for c in split_clips(clips, s)])
                 for s in eval_splits]
 
     pcfg = ProtocolConfig(max_epochs=cfg.max_epochs, smooth_epochs=cfg.smooth_epochs,
                           val_seeds=tuple(cfg.val_seeds), seeds=tuple(cfg.seeds))
-    results, trained = run_protocol(learner(cfg, len(classes)), candidates(cfg), x_train, y_train, actors,
-                                    classes=classes, load_eval=load_eval, pcfg=pcfg, log=log, name="cnn1d")
+    results, trained = run_protocol(learner(cfg, len(classes)), cands, x_train, y_train, actors,
+                                    classes=classes, load_eval=load_eval, pcfg=pcfg, log=log, name="cnn1d",
+                                    train_keys=[c.key for c in train])
     results["timings_s"]["load_train"] = load_s
     results.update(describe(cfg, len(classes)))
     results["input"]["onset"] = dataclasses.asdict(onset or OnsetConfig())

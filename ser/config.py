@@ -166,8 +166,9 @@ class Cnn2dConfig:
 class Cnn1dConfig:
     """1D CNN on the raw waveform (section 3.1); see ser/cnn1d.py.
 
-    ``grid_window`` x ``grid_norm`` x ``grid_shift_s`` are compared by
-    leave-one-actor-out validation inside the training actors. The shortlist
+    ``grid_window`` x ``grid_norm`` x ``grid_shift_s`` (and, at the windows
+    of ``speaker_norm_windows``, ``norm="speaker_rms"`` with each shift) are
+    compared by leave-one-actor-out validation inside the training actors. The shortlist
     (clip standardisation, +-0.25 s shift; window at the start or at the
     speech onset) and the rest come from the design study on the training
     actors (bench/design_study.py, bench/design_study_results/); Test and
@@ -195,8 +196,11 @@ class Cnn1dConfig:
     smooth_epochs: int = 5  # moving-average window over the mean validation curve
     # candidates compared by validation
     grid_window: tuple[str, ...] = ("start", "onset")  # window at the file's start or the speech onset
-    grid_norm: tuple[str, ...] = ("clip_std",)  # also "spec", "train_rms" (ser.cnn1d.normalise)
+    grid_norm: tuple[str, ...] = ("clip_std",)  # also "spec", "train_rms", "speaker_rms" (ser.cnn1d.normalise)
     grid_shift_s: tuple[float, ...] = (0.25,)  # random time shift, +-seconds
+    # windows (of grid_window) at which a norm="speaker_rms" candidate (each shift) is validated too: each clip
+    # divided by its speaker's RMS level, from that speaker's own clips in the same split; () for none
+    speaker_norm_windows: tuple[str, ...] = ("onset",)
     val_seeds: tuple[int, ...] = (0, 1)  # every fold trained once per seed; scores are their mean
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     threads: int = 2  # torch.set_num_threads for the build (CI has 2 cores); 0: torch's default

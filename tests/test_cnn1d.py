@@ -205,7 +205,8 @@ def _with_confirm(root):
 
 def _small_cfg(**kw):
     base = dict(sr_hz=8000, n_channels=8, n_hidden=16, max_epochs=2, smooth_epochs=1,
-                grid_window=("start",), grid_norm=("clip_std", "train_rms"), grid_shift_s=(0.0,), val_seeds=(0,), seeds=(0, 1), threads=0)
+                grid_window=("start",), grid_norm=("clip_std", "train_rms"), grid_shift_s=(0.0,), val_seeds=(0,), seeds=(0, 1), threads=0,
+                speaker_norm_windows=())
     return dataclasses.replace(Cnn1dConfig(), **{**base, **SMALL, **kw})
 
 
@@ -340,7 +341,7 @@ def test_learning_curve_plot():
 
 def test_candidates_are_the_grid_of_windows_normalisations_and_shifts():
     cfg = dataclasses.replace(Cnn1dConfig(), grid_window=("start", "onset"), grid_norm=("spec", "train_rms"),
-                              grid_shift_s=(0.0, 0.25))
+                              grid_shift_s=(0.0, 0.25), speaker_norm_windows=())
     c = cnn1d.candidates(cfg)
     assert len(c) == 8 and list(c)[:2] == ["window at start, spec, shift ±0 s", "window at start, spec, shift ±0.25 s"]
     assert c["window at onset, train_rms, shift ±0.25 s"] == {"window": "onset", "norm": "train_rms", "shift_s": 0.25}
