@@ -61,13 +61,15 @@ os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
 
 FEATURES_NPZ = CACHE_DIR / "features.npz"
+ANCHORS_NPZ = CACHE_DIR / "anchors.npz"
 PREDICTIONS_CSV = RESULTS_DIR / "predictions.csv"
 # the report's figures, one table (ser.figures.FIGURES) for the figure tasks and the report
 FIGS = {group: {role: FIGURES_DIR / name for role, name in files.items()} for group, files in FIGURES.items()}
 SVM_CONFUSION_FIGS = {r: FIGS["svm"][f"confusion_{r}"] for r in CONFIG.features.readings}
 # every results file the build writes (the report reads them all)
 RESULTS = {key: RESULTS_DIR / f"{key}.json" for key in
-           ("data", "features", "svm", "cnn1d", "images", "cnn2d", "design", "summary", "mel_examples")}
+           ("data", "features", "svm", "anchors", "cnn1d", "images", "cnn2d", "fusion", "design", "summary",
+            "mel_examples")}
 DESIGN_STUDY = PROJECT_DIR / "bench" / "design_study_results" / "merged" / "summary.json"
 
 
@@ -171,6 +173,20 @@ def task_svm():
     }
 
 
+def task_anchors():
+    """The field's anchors: eGeMAPSv02 functionals (opensmile) and GE2E embeddings (resemblyzer), each through the SVM protocol."""
+    from ser import pipeline
+
+    fn = pipeline.build_anchors
+    return {
+        "actions": [_run(fn, DATA_DIR, ANCHORS_NPZ, RESULTS["anchors"], CONFIG)],
+        "file_dep": WAVS + _code_files(fn),
+        "targets": [ANCHORS_NPZ, RESULTS["anchors"]],
+        "uptodate": [_changed(fn, "anchors", "svm", "seed", data_dir=True)],
+        "clean": True,
+    }
+
+
 def task_cnn1d():
     """1D CNN on the raw waveform: choices by leave-one-actor-out validation, then seeds, tested once."""
     from ser import pipeline
@@ -213,6 +229,21 @@ def task_cnn2d():
     }
 
 
+def task_fusion():
+    """Combined models: SVM, 1D and 2D CNN (and the anchors) averaged with weights chosen on the training actors' out-of-fold probabilities."""
+    from ser import pipeline
+
+    fn = pipeline.build_fusion
+    inputs = [FEATURES_NPZ, ANCHORS_NPZ, RESULTS["svm"], RESULTS["anchors"], RESULTS["cnn1d"], RESULTS["cnn2d"]]
+    return {
+        "actions": [_run(fn, *inputs, RESULTS["fusion"], CONFIG)],
+        "file_dep": inputs + _code_files(fn),
+        "targets": [RESULTS["fusion"]],
+        "uptodate": [_changed(fn, "fusion", "anchors")],
+        "clean": True,
+    }
+
+
 def task_design():
     """The design study's validation tables (bench/design_study.py, training actors only) for the report's appendix."""
     from ser import pipeline
@@ -232,9 +263,9 @@ def task_summary():
     from ser import pipeline
 
     fn = pipeline.build_summary
-    inputs = [RESULTS["svm"], RESULTS["cnn1d"], RESULTS["cnn2d"]]
+    inputs = [RESULTS["svm"], RESULTS["cnn1d"], RESULTS["cnn2d"], RESULTS["anchors"], RESULTS["fusion"]]
     return {
-        "actions": [_run(fn, *inputs, RESULTS["summary"], PREDICTIONS_CSV)],
+        "actions": [_run(fn, *inputs[:3], RESULTS["summary"], PREDICTIONS_CSV, *inputs[3:])],
         "file_dep": inputs + _code_files(fn),
         "targets": [RESULTS["summary"], PREDICTIONS_CSV],
         "uptodate": [_changed(fn)],

@@ -96,16 +96,68 @@ def load_images(records, cfg) -> tuple[np.ndarray, np.ndarray]:
     return x, np.array([r["label"] for r in records], dtype=np.int64)
 
 
+INPUTS = ("raw", "speaker")
+"""What a candidate's ``params["input"]`` may name, in the channel order of
+the stacked inputs: the exported images, and the speaker-normalised ones."""
+
+
 def candidates(cfg) -> dict[str, dict]:
-    """One candidate per augmentation setting: ``{name: AugmentSpec fields}``."""
-    return {name: dict(fields) for name, fields in cfg.augmentations}
+    """The settings validation compares: ``{name: params}``.
+
+    One per augmentation setting (``AugmentSpec`` fields), then each setting
+    named in ``cfg.speaker_norm`` again on speaker-normalised images, as
+    ``"<name>, speaker-normalised"`` with ``params["input"] == "speaker"``.
+    """
+    from .errors import ConfigError
+
+    out = {name: dict(fields) for name, fields in cfg.augmentations}
+    unknown = [n for n in cfg.speaker_norm if n not in out]
+    if unknown:
+        raise ConfigError(f"cnn2d.speaker_norm names {unknown}, which are not augmentation settings {list(out)}")
+    for name in cfg.speaker_norm:
+        out[f"{name}, speaker-normalised"] = {**out[name], "input": "speaker"}
+    return out
+
+
+def reads_speaker_input(params: dict) -> bool:
+    """Whether a candidate reads the speaker-normalised images."""
+    return params.get("input", "raw") == "speaker"
+
+
+def pick_input(x: np.ndarray, params: dict) -> np.ndarray:
+    """The input a candidate reads.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n, n_inputs, height, width)]
+        The inputs of :data:`INPUTS` stacked on axis 1 (only the raw images
+        when no candidate reads another).
+    params : dict
+        A candidate's params; ``params["input"]`` (default ``"raw"``) names
+        the channel.
+
+    Returns
+    -------
+    np.ndarray [shape=(n, 1, height, width)]
+        ``x`` itself when it holds one channel.
+    """
+    from .errors import ConfigError, DataError
+
+    which = params.get("input", "raw")
+    if which not in INPUTS:
+        raise ConfigError(f"input must be one of {list(INPUTS)}, got {which!r}")
+    ch = INPUTS.index(which)
+    if ch >= x.shape[1]:
+        raise DataError(f"the candidate reads the {which!r} input, but the inputs hold {x.shape[1]} channel(s)")
+    return x if x.shape[1] == 1 else np.ascontiguousarray(x[:, ch:ch + 1])
 
 
 def learner(cfg, n_classes: int):
     """How the 2D CNN trains and predicts, for :mod:`ser.protocol`.
 
-    ``params`` are :class:`ser.augment.AugmentSpec` fields; mixup, when on,
-    mixes inputs and targets (:func:`ser.augment.make_mix`).
+    ``params`` are :class:`ser.augment.AugmentSpec` fields and ``"input"``,
+    the channel of ``x`` the candidate reads (:func:`pick_input`); mixup,
+    when on, mixes inputs and targets (:func:`ser.augment.make_mix`).
     """
     from .augment import AugmentSpec, make_augment, make_mix
     from .protocol import Learner, Trained
@@ -114,17 +166,17 @@ def learner(cfg, n_classes: int):
     def fit_one(params, x, y, *, seed, epochs, x_val=None, y_val=None, log=None):
         seed_everything(seed)
         model = build_model(n_classes, **model_kwargs(cfg))
-        spec = AugmentSpec(**params)
+        spec = AugmentSpec(**{k: v for k, v in params.items() if k != "input"})
         tcfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                            weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing)
-        hist = fit(model, torch.from_numpy(x), torch.as_tensor(y), tcfg, seed=seed,
-                   x_val=None if x_val is None else torch.from_numpy(x_val),
+        hist = fit(model, torch.from_numpy(pick_input(x, params)), torch.as_tensor(y), tcfg, seed=seed,
+                   x_val=None if x_val is None else torch.from_numpy(pick_input(x_val, params)),
                    y_val=None if y_val is None else torch.as_tensor(y_val),
                    augment=make_augment(spec), mix=make_mix(spec), log=log)
         return Trained(model), hist
 
     def predict(trained, params, x):
-        return evaluate(trained.model, torch.from_numpy(x), None)[2]
+        return evaluate(trained.model, torch.from_numpy(pick_input(x, params)), None)[2]
 
     return Learner(fit=fit_one, predict=predict)
 
@@ -148,40 +200,84 @@ def run_cnn2d(image_root: str | os.PathLike, cfg, *, eval_splits: Sequence[str] 
     Parameters
     ----------
     image_root : path
-        ``<root>/<Split>/<Class>/*.png`` as written by :func:`ser.images.export_images`.
+        ``<root>/<Split>/<Class>/*.png`` as written by :func:`ser.images.export_images`
+        (and ``<root>/speaker_norm/<Split>/<Class>/*.png`` when a candidate
+        reads speaker-normalised images, ``cfg.speaker_norm``).
     cfg : :class:`ser.config.Cnn2dConfig`
     eval_splits : sequence of str
         The splits scored once by the final models, after every choice.
 
     Returns
     -------
-    (results, trained), as :func:`ser.cnn1d.run_cnn1d`.
+    (results, trained), as :func:`ser.cnn1d.run_cnn1d`; ``results["input"]["speaker_norm"]``
+    says per candidate whether it read speaker-normalised images.
     """
     from .dataset import check_actor_disjoint, image_records, training_actors
     from .protocol import EvalSplit, ProtocolConfig, run_protocol
 
     log = log or (lambda s: None)
     t0 = time.perf_counter()
+    cands = candidates(cfg)
+    speaker = any(reads_speaker_input(p) for p in cands.values())
     train = image_records(image_root, "Train")
     classes = sorted({r["class_name"] for r in train})
     actors = training_actors(train)
     check_actor_disjoint(train, [r for s in eval_splits for r in image_records(image_root, s, classes=classes)])
-    x_train, y_train = load_images(train, cfg)
+
+    def load(split, recs):
+        # the inputs of INPUTS stacked on axis 1: raw, then (when read) speaker-normalised
+        x, y = load_images(recs, cfg)
+        if speaker:
+            x = np.concatenate([x, load_speaker_images(image_root, split, recs, cfg, classes=classes)], axis=1)
+        return x, y
+
+    x_train, y_train = load("Train", train)
     load_s = time.perf_counter() - t0
 
     def load_eval():
         out = []
         for s in eval_splits:
             recs = image_records(image_root, s, classes=classes)
-            x, y = load_images(recs, cfg)
+            x, y = load(s, recs)
             out.append(EvalSplit(s, x, y, [r["key"] for r in recs], [r["actor"] for r in recs]))
         return out
 
     pcfg = ProtocolConfig(max_epochs=cfg.max_epochs, smooth_epochs=cfg.smooth_epochs,
                           val_seeds=tuple(cfg.val_seeds), seeds=tuple(cfg.seeds))
-    results, trained = run_protocol(learner(cfg, len(classes)), candidates(cfg), x_train, y_train, actors,
+    results, trained = run_protocol(learner(cfg, len(classes)), cands, x_train, y_train, actors,
                                     classes=classes, load_eval=load_eval, pcfg=pcfg, final="all", log=log,
-                                    name="cnn2d")
+                                    name="cnn2d", train_keys=[r["key"] for r in train])
     results["timings_s"]["load_train"] = load_s
     results.update(describe(cfg, len(classes)))
+    results["input"]["speaker_norm"] = {name: reads_speaker_input(p) for name, p in cands.items()}
     return results, trained
+
+
+def load_speaker_images(image_root: str | os.PathLike, split: str, records: list[dict], cfg, *,
+                        classes: list[str]) -> np.ndarray:
+    """The speaker-normalised inputs of ``records`` (raw image records of one split).
+
+    Read from ``<image_root>/speaker_norm/<split>``; the clips must be those of
+    ``records``, in the same order (:class:`ser.errors.DataError` otherwise).
+
+    Returns
+    -------
+    np.ndarray [shape=(n, 1, height, width), dtype=float32]
+    """
+    from pathlib import Path
+
+    from .dataset import image_records
+    from .errors import DataError
+    from .images import SPEAKER_DIR
+
+    root = Path(image_root) / SPEAKER_DIR
+    if not (root / split).is_dir():
+        raise DataError(f"{root / split}: missing; speaker-normalised candidates (cnn2d.speaker_norm) need the "
+                        "images export_images writes with speaker_norm=True")
+    spk = image_records(root, split, classes=classes)
+    keys, want = [r["key"] for r in spk], [r["key"] for r in records]
+    if keys != want:
+        diff = sorted(set(keys) ^ set(want))
+        raise DataError(f"{root / split}: the speaker-normalised images are not the clips of "
+                        f"{Path(image_root) / split} (first difference: {diff[0] if diff else 'order'})")
+    return load_images(spk, cfg)[0]

@@ -22,6 +22,15 @@ recorded in the results:
   that the lowest mel band is the *bottom* row, as in a spectrogram plot
   (``low_at_bottom=True``); the spec's code, without the flip, puts it on top.
 
+**Speaker normalisation** (a candidate input, :func:`speaker_norm_image`).
+Each speaker's mean and spread per mel row of ``log(X + 1e-9)``, over the
+entries that carry signal in that speaker's own clips of a split (audio only,
+never labels), are taken off before the same min-max: a gain per band that is
+constant for a speaker (vocal tract, microphone) then drops out. The rule is
+the same for a training, a held-out validation and a test speaker, and a
+speaker's statistics use only that speaker's clips, so the images can be made
+once, before any fold. Entries with ``X == 0`` stay black.
+
 The spec's torchvision transform (``Resize((150, 50))``, ``Grayscale(1)``,
 ``ToTensor()``, ``Normalize(0.5, 0.5)``) is :func:`image_to_input`, in OpenCV
 and numpy: ``cv2.resize`` with ``INTER_AREA`` (pixel-area averaging, the right
@@ -44,6 +53,12 @@ EPS = 1e-9
 
 INTERPOLATIONS = {"area": 3, "linear": 1, "nearest": 0, "cubic": 2}
 """Names for OpenCV's interpolation flags (cv2.INTER_AREA == 3, ...)."""
+
+STD_FLOOR = 1e-3
+"""Smallest per-row spread (natural-log units) a speaker's rows are divided by."""
+
+SPEAKER_DIR = "speaker_norm"
+"""Sub-folder of an image tree that holds the speaker-normalised images."""
 
 
 def scale_to_uint8(L: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -86,24 +101,162 @@ def log_mel_image(
     np.ndarray [shape=(n_mels, n_frames), dtype=uint8]
         0 at the minimum, 255 at the maximum.
     """
+    L, signal = log_mel(X)
+    if not fix_floor:  # the spec: min-max over every entry
+        signal = np.ones_like(signal)
+    return signal_to_uint8(L, signal, dynamic_range=dynamic_range, low_at_bottom=low_at_bottom)
+
+
+def log_mel(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``log(X + 1e-9)`` of a checked mel spectrogram, and where it carries signal.
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n_mels, n_frames)]
+        Non-negative and finite (else :class:`DataError`).
+
+    Returns
+    -------
+    L : np.ndarray [shape=(n_mels, n_frames), dtype=float64]
+    signal : np.ndarray [shape=(n_mels, n_frames), dtype=bool]
+        ``X > 0``.
+    """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise DataError(f"expected a 2-D spectrogram (n_mels, n_frames), got shape {X.shape}")
     if np.any(X < 0) or not np.all(np.isfinite(X)):
         raise DataError("spectrogram holds negative or non-finite values")
-    L = np.log(X + EPS)
-    hi = float(L.max())
-    if fix_floor:
-        signal = X > 0
-        lo = float(L[signal].min()) if signal.any() else hi
-    else:
-        lo = float(L.min())
+    return np.log(X + EPS), X > 0
+
+
+def signal_to_uint8(V: np.ndarray, signal: np.ndarray, *, dynamic_range: float | None = None,
+                    low_at_bottom: bool = True) -> np.ndarray:
+    """Min-max of ``V`` over the entries ``signal`` to uint8, the others black.
+
+    Parameters
+    ----------
+    V : np.ndarray [shape=(n_mels, n_frames)]
+        Values, row 0 the lowest band.
+    signal : np.ndarray [shape=(n_mels, n_frames), dtype=bool]
+        The entries the scale is taken over; the rest become 0.
+    dynamic_range : float, optional
+        Keep at most this many units of ``V`` below the maximum.
+    low_at_bottom : bool
+        True: flip rows so that the lowest band is the last (bottom) row.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels, n_frames), dtype=uint8]
+        All zeros when no entry is signal or all are equal.
+    """
+    hi = float(V[signal].max()) if signal.any() else 0.0
+    lo = float(V[signal].min()) if signal.any() else hi
     if dynamic_range is not None:
         if dynamic_range <= 0:
             raise ConfigError(f"dynamic_range must be > 0, got {dynamic_range}")
         lo = max(lo, hi - dynamic_range)
-    img = scale_to_uint8(L, lo, hi)
+    img = scale_to_uint8(np.where(signal, V, lo), lo, hi)
     return img[::-1].copy() if low_at_bottom else img
+
+
+def log_mel_row_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sufficient statistics per row of ``log(X + 1e-9)`` over the entries with ``X > 0``.
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n_mels, n_frames)]
+        Mel spectrogram (``power=1``), row 0 the lowest band.
+
+    Returns
+    -------
+    counts : np.ndarray [shape=(n_mels,), dtype=int64]
+        Entries with signal per row.
+    sums, sums_sq : np.ndarray [shape=(n_mels,), dtype=float64]
+        Sum and sum of squares of the log values of those entries.
+    """
+    L, signal = log_mel(X)
+    Ls = np.where(signal, L, 0.0)
+    return signal.sum(axis=1).astype(np.int64), Ls.sum(axis=1), (Ls * Ls).sum(axis=1)
+
+
+def speaker_row_stats(stats, *, std_floor: float = STD_FLOOR) -> tuple[np.ndarray, np.ndarray]:
+    """One speaker's mean and spread per row, pooled over clips and frames.
+
+    Parameters
+    ----------
+    stats : sequence of (counts, sums, sums_sq)
+        :func:`log_mel_row_stats` of each of the speaker's clips (summed in
+        the order given).
+    std_floor : float
+        The spread is at least this (a row with one value would divide by 0).
+
+    Returns
+    -------
+    mean_row, std_row : np.ndarray [shape=(n_mels,), dtype=float64]
+        Rows without signal in any clip: mean 0, std 1.
+    """
+    if not len(stats):
+        raise DataError("a speaker needs at least one clip for its statistics")
+    n = np.zeros_like(stats[0][0], dtype=np.float64)
+    s, sq = np.zeros_like(n), np.zeros_like(n)
+    for c, s1, sq1 in stats:
+        n, s, sq = n + c, s + s1, sq + sq1
+    has = n > 0
+    mean = np.divide(s, n, out=np.zeros_like(s), where=has)
+    var = np.divide(sq, n, out=np.zeros_like(s), where=has) - mean ** 2
+    std = np.where(has, np.maximum(np.sqrt(np.clip(var, 0.0, None)), std_floor), 1.0)
+    return mean, std
+
+
+def speaker_row_stats_by(items, *, std_floor: float = STD_FLOOR) -> dict:
+    """:func:`speaker_row_stats` of every speaker.
+
+    Parameters
+    ----------
+    items : iterable of (speaker, name, (counts, sums, sums_sq))
+        One per clip; a speaker's clips are pooled in the order of their
+        ``name`` (a file name), so that the sums do not depend on the order
+        the clips were listed in.
+
+    Returns
+    -------
+    dict ``{speaker: (mean_row, std_row)}``
+    """
+    groups: dict = {}
+    for speaker, name, st in items:
+        groups.setdefault(speaker, []).append((name, st))
+    return {spk: speaker_row_stats([st for _, st in sorted(g, key=lambda t: t[0])], std_floor=std_floor)
+            for spk, g in groups.items()}
+
+
+def speaker_norm_image(X: np.ndarray, mean_row: np.ndarray, std_row: np.ndarray, *,
+                       low_at_bottom: bool = True) -> np.ndarray:
+    """A mel spectrogram as a grey image, after its speaker's mean and spread per row.
+
+    ``Z = (log(X + 1e-9) - mean_row) / std_row`` on the entries with ``X > 0``,
+    then the min-max of :func:`log_mel_image` over those entries; entries with
+    ``X == 0`` are black.
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n_mels, n_frames)]
+        Mel spectrogram (``power=1``), row 0 the lowest band.
+    mean_row, std_row : np.ndarray [shape=(n_mels,)]
+        The speaker's :func:`speaker_row_stats`.
+    low_at_bottom : bool
+        True: flip rows so that the lowest band is the last (bottom) row.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels, n_frames), dtype=uint8]
+    """
+    L, signal = log_mel(X)
+    mean_row, std_row = np.asarray(mean_row, dtype=np.float64), np.asarray(std_row, dtype=np.float64)
+    if mean_row.shape != (L.shape[0],) or std_row.shape != (L.shape[0],):
+        raise DataError(f"speaker statistics of shapes {mean_row.shape}, {std_row.shape} do not fit "
+                        f"a spectrogram of {L.shape[0]} rows")
+    Z = (L - mean_row[:, None]) / std_row[:, None]
+    return signal_to_uint8(Z, signal, low_at_bottom=low_at_bottom)
 
 
 def spectrogram2image(X: np.ndarray, filename: str | os.PathLike, **kwargs) -> np.ndarray:
@@ -180,18 +333,35 @@ def clip_image(path: str | os.PathLike, *, mel_cfg, n_frames: int | None, window
     ``window``: the frames begin at the file's start, or at the speech onset
     (:func:`ser.audio.window_start` with ``onset``, a :class:`ser.config.OnsetConfig`).
     """
+    return log_mel_image(clip_mel(path, mel_cfg=mel_cfg, n_frames=n_frames, window=window, onset=onset),
+                         **image_kwargs)
+
+
+def clip_mel(path: str | os.PathLike, *, mel_cfg, n_frames: int | None, window: str = "start",
+             onset=None) -> np.ndarray:
+    """Read one WAV and return the mel spectrogram its image is made of.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels, n_frames)]
+        ``power=1``, from the window of :func:`clip_image`.
+    """
     from .audio import read_mono, window_start
     from .spectro import mel_from_config
 
     y, sr_hz = read_mono(path)
     y = y[window_start(y, sr_hz, window, onset):]
-    X = mel_from_config(y, sr_hz, mel_cfg, power=1.0, n_frames=n_frames)
-    return log_mel_image(X, **image_kwargs)
+    return mel_from_config(y, sr_hz, mel_cfg, power=1.0, n_frames=n_frames)
 
 
 def image_path(out_root: str | os.PathLike, clip) -> Path:
     """``<out_root>/<Split>/<Class>/<clip stem>.png``."""
     return Path(out_root) / clip.split / clip.class_name / (Path(clip.path).stem + ".png")
+
+
+def speaker_image_path(out_root: str | os.PathLike, clip) -> Path:
+    """``<out_root>/speaker_norm/<Split>/<Class>/<clip stem>.png``."""
+    return image_path(Path(out_root) / SPEAKER_DIR, clip)
 
 
 def export_images(
@@ -205,12 +375,22 @@ def export_images(
     low_at_bottom: bool = True,
     window: str = "start",
     onset=None,
+    speaker_norm: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> list[dict]:
     """Write every clip's image into an image-folder tree ``<out_root>/{Train,Test}/<Class>/``.
 
+    ``speaker_norm=True`` also writes each clip's :func:`speaker_norm_image`
+    into ``<out_root>/speaker_norm/<Split>/<Class>/`` under the same file name;
+    a speaker is (split, actor) and its statistics come from its clips of that
+    split (a first pass over the clips; the images are a second pass, which
+    recomputes the mel rather than holding every clip's). Every clip then needs
+    an actor (:class:`DataError` otherwise). ``dynamic_range`` (log units) has
+    no meaning for the normalised values and cannot be combined with it.
+
     Returns one record per clip (``key``, ``split``, ``class_name``, ``label``,
-    ``actor``, ``path``), in :func:`ser.dataset.list_clips` order.
+    ``actor``, ``path``, and ``path_speaker`` with ``speaker_norm``), in
+    :func:`ser.dataset.list_clips` order.
     """
     from .dataset import list_clips
     from .io import map_clips
@@ -218,21 +398,44 @@ def export_images(
     clips = list_clips(data_root)
     t0 = time.perf_counter()
 
-    def one(c) -> dict:
-        img = clip_image(
-            c.path, mel_cfg=mel_cfg, n_frames=n_frames, window=window, onset=onset,
-            fix_floor=fix_floor, dynamic_range=dynamic_range, low_at_bottom=low_at_bottom,
-        )
+    if speaker_norm:
+        if dynamic_range is not None:
+            raise ConfigError(f"dynamic_range={dynamic_range} (log units) cannot be combined with speaker "
+                              "normalisation (the normalised values are in units of the speaker's spread)")
+        missing = [c for c in clips if c.actor is None]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise DataError(f"{missing[0].path}{more}: speaker normalisation needs the speaker, "
+                            "and the file name gives none (expected a RAVDESS name 03-01-EE-II-SS-RR-AA.wav)")
+    mel_kw = dict(mel_cfg=mel_cfg, n_frames=n_frames, window=window, onset=onset)
+
+    def one(c) -> tuple[dict, tuple | None]:
+        X = clip_mel(c.path, **mel_kw)
         p = image_path(out_root, c)
-        write_png(p, img)
-        return {"key": c.key, "split": c.split, "class_name": c.class_name,
-                "label": c.label, "actor": c.actor, "path": str(p)}
+        write_png(p, log_mel_image(X, fix_floor=fix_floor, dynamic_range=dynamic_range,
+                                   low_at_bottom=low_at_bottom))
+        return ({"key": c.key, "split": c.split, "class_name": c.class_name,
+                 "label": c.label, "actor": c.actor, "path": str(p)},
+                log_mel_row_stats(X) if speaker_norm else None)
 
     # Clips over the cores (threads: the FFT, the sparse product and PNG
     # encoding release the GIL), with a progress bar.
-    records = map_clips(one, clips, desc="spectrogram images")
+    done = map_clips(one, clips, desc="spectrogram images")
+    records = [r for r, _ in done]
+    if speaker_norm:
+        norms = speaker_row_stats_by(((c.split, c.actor), c.path.name, st) for c, (_, st) in zip(clips, done))
+
+        def two(c) -> str:
+            p = speaker_image_path(out_root, c)
+            write_png(p, speaker_norm_image(clip_mel(c.path, **mel_kw), *norms[(c.split, c.actor)],
+                                            low_at_bottom=low_at_bottom))
+            return str(p)
+
+        for r, p in zip(records, map_clips(two, clips, desc="speaker-normalised images")):
+            r["path_speaker"] = p
     if log:
-        log(f"images: {len(records)} written ({time.perf_counter() - t0:.1f} s)")
+        log(f"images: {len(records)} written{' (and speaker-normalised)' if speaker_norm else ''} "
+            f"({time.perf_counter() - t0:.1f} s)")
     return records
 
 

@@ -70,6 +70,61 @@ def build_svm(features_npz, out_json, cfg) -> None:
     save_json(out_json, results)
 
 
+ANCHOR_LABELS = {"egemaps": "eGeMAPSv02", "ge2e": "GE2E embedding"}
+
+
+def build_anchors(data_dir, out_npz, out_json, cfg) -> None:
+    """The field's anchors (ser.anchors) for every clip, cached, and each
+    through the SVMs' protocol (ser.svm.evaluate_feature, with and without
+    speaker normalisation)."""
+    from .anchors import ANCHORS, anchor_features
+    from .svm import evaluate_feature, speakers_of
+
+    _torch_threads()
+    say(f"data set: {data_dir}")
+    clips = list_clips(data_dir)
+    arrays, seconds = {}, {}
+    for kind in cfg.anchors.kinds:
+        t0 = time.perf_counter()
+        arrays[f"X_{kind}"] = anchor_features([c.path for c in clips], kind, desc=ANCHOR_LABELS[kind])
+        seconds[kind] = time.perf_counter() - t0
+    arrays.update(key=np.array([c.key for c in clips]), split=np.array([c.split for c in clips]),
+                  label=np.array([c.label for c in clips], dtype=np.int64),
+                  actor=np.array([-1 if c.actor is None else c.actor for c in clips], dtype=np.int64),
+                  classes=np.array(class_names(data_dir)))
+    save_npz(out_npz, **arrays)
+    y, split, groups = arrays["label"], arrays["split"], arrays["actor"]
+    speakers = speakers_of(arrays)
+    classes = [str(c) for c in arrays["classes"]]
+    kinds = {}
+    for kind in cfg.anchors.kinds:
+        t0 = time.perf_counter()
+        kinds[kind] = evaluate_feature(arrays[f"X_{kind}"], y, split, groups, classes, cfg.svm, seed=cfg.seed,
+                                       speakers=speakers)
+        by = kinds[kind]["tuned_by_norm"]
+        say(f"anchor {kind}: tuned {kinds[kind]['tuned']['params']} cv {kinds[kind]['tuned']['cv_mean']:.3f}; "
+            + ", ".join(f"{n}: cv {r['cv_mean']:.3f}" for n, r in by.items()))
+        seconds[f"svm_{kind}"] = time.perf_counter() - t0
+    save_json(out_json, {"classes": classes, "keys": {s: arrays["key"][split == s].tolist()
+                                                        for s in EVAL_SPLITS if (split == s).any()},
+                         "kinds": kinds, "meta": {k: {**ANCHORS[k], "label": ANCHOR_LABELS[k]} for k in cfg.anchors.kinds},
+                         "timings_s": seconds})
+
+
+def build_fusion(features_npz, anchors_npz, svm_json, anchors_json, cnn1d_json, cnn2d_json, out_json, cfg) -> None:
+    """The combined models (ser.fusion): weights from the training actors'
+    out-of-fold probabilities, each evaluation split scored once."""
+    from .fusion import run_fusion
+
+    t0 = time.perf_counter()
+    with_anchors = bool(cfg.anchors.kinds)
+    res = run_fusion(load_npz(features_npz), load_npz(anchors_npz) if with_anchors else None, load_json(svm_json),
+                     load_json(anchors_json) if with_anchors else None,
+                     {"cnn1d": load_json(cnn1d_json), "cnn2d": load_json(cnn2d_json)}, cfg, log=say)
+    res["timings_s"] = {"total": time.perf_counter() - t0}
+    save_json(out_json, res)
+
+
 def figure_mel_examples(data_dir, out_png, out_json, cfg) -> None:
     from .figures import mel_examples_figure
 
@@ -169,13 +224,17 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
         t0 = time.perf_counter()
         records = export_images(data_dir, tmp, mel_cfg=cfg.mel, n_frames=c.n_frames, fix_floor=c.fix_floor,
                                 dynamic_range=c.dynamic_range, low_at_bottom=c.low_at_bottom, window=c.window,
-                                onset=cfg.onset, log=say)
+                                onset=cfg.onset, speaker_norm=bool(c.speaker_norm), log=say)
         seconds = time.perf_counter() - t0
     for r in records:
-        r["path"] = str(out_root / Path(r["path"]).relative_to(tmp))
+        for k in ("path", "path_speaker"):
+            if k in r:
+                r[k] = str(out_root / Path(r[k]).relative_to(tmp))
     save_json(manifest_json, {"root": str(out_root),
-                              "export": {k: getattr(c, k) for k in ("n_frames", "window", "fix_floor", "dynamic_range",
-                                                                    "low_at_bottom", "size_hw", "interpolation")},
+                              "export": {**{k: getattr(c, k) for k in ("n_frames", "window", "fix_floor",
+                                                                       "dynamic_range", "low_at_bottom", "size_hw",
+                                                                       "interpolation")},
+                                         "speaker_norm": bool(c.speaker_norm)},
                               "onset": dataclasses.asdict(cfg.onset), "seconds": seconds, "records": records})
 
 
@@ -210,17 +269,20 @@ def figure_cnn2d(images_json, cnn2d_json, out: dict, cfg) -> None:
     augmentation_figure(res, out["augmentation"])
 
 
-def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, predictions_csv) -> None:
+def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, predictions_csv, anchors_json=None,
+                  fusion_json=None) -> None:
     """The comparisons the report states in words (ser.summary), and every
     final model's per-clip predictions as one CSV (ser.predictions)."""
     from .predictions import hardest_clips, prediction_rows, write_csv
     from .summary import build_summary as _summary
+    from .summary import evidence
 
     opt = lambda p: load_json(p) if p is not None and Path(p).is_file() else None  # noqa: E731
     svm, nets = load_json(svm_json), {"cnn1d": opt(cnn1d_json), "cnn2d": opt(cnn2d_json)}
-    rows = prediction_rows(svm, nets)
+    fusion = opt(fusion_json)
+    rows = prediction_rows(svm, nets, opt(anchors_json), fusion)
     write_csv(rows, predictions_csv)
-    summary = _summary(svm, nets)
+    summary = {**_summary(svm, nets, fusion), **evidence(svm, nets, fusion)}
     summary["hardest_clips"] = hardest_clips(rows, 10)
     summary["predictions"] = {"file": Path(predictions_csv).name, "n_rows": len(rows),
                               "n_models": len({r["model"] for r in rows})}

@@ -80,8 +80,28 @@ def _ensemble(res: dict, lrn, load_model, x, task: str) -> np.ndarray:
                     for ckpt, state in zip(m["checkpoints"], m["states"])], axis=0)
 
 
-def cnn1d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR) -> tuple[str, np.ndarray]:
-    """Class probabilities of the 1D CNN's seed ensemble."""
+def new_speakers(paths, log=print) -> list:
+    """Speakers of new clips, for the ``speaker_rms`` level: the RAVDESS actor
+    of the name, over every clip given. A clip without an actor in its name,
+    or the only clip of its actor, is its own speaker (its level is its own
+    RMS); those clips are named in the log."""
+    from collections import Counter
+
+    from .dataset import ravdess_actor
+
+    actors = [ravdess_actor(Path(p).name) for p in paths]
+    count = Counter(actors)
+    alone = [p for p, a in zip(paths, actors) if a is None or count[a] == 1]
+    if alone:
+        log(f"1D CNN, speaker_rms: no other clip of the same speaker for {len(alone)} clip(s), each scaled by "
+            f"its own RMS level instead of its speaker's: {', '.join(Path(p).name for p in alone)}")
+    return [("clip", str(p)) if a is None or count[a] == 1 else ("actor", a) for p, a in zip(paths, actors)]
+
+
+def cnn1d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR, *,
+                log=print) -> tuple[str, np.ndarray]:
+    """Class probabilities of the 1D CNN's seed ensemble (with speaker levels
+    from the clips given, :func:`new_speakers`, when its setting is ``speaker_rms``)."""
     from . import cnn1d
     from .io import load_json
 
@@ -89,27 +109,78 @@ def cnn1d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR)
     c = cfg.cnn1d
     x = cnn1d.load_waveforms(paths, n_frames=c.n_frames, hop_s=c.hop_s, sr_hz=c.sr_hz,
                              window=tuple(c.grid_window), onset=cfg.onset)
+    if res["models"][res["chosen"]]["params"]["norm"] == "speaker_rms":
+        x = cnn1d.SpeakerWaves(x, cnn1d.speaker_levels(x, new_speakers(paths, log)))
     n = len(res["classes"])
     probs = _ensemble(res, cnn1d.learner(c, n), lambda p: cnn1d.load_model(p, c, n_classes=n), x, "cnn1d")
     return f"1D CNN, {res['chosen']}, seed ensemble", probs
 
 
-def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR) -> tuple[str, np.ndarray]:
+def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR, *,
+                log=print) -> tuple[str, np.ndarray]:
     """Class probabilities of the 2D CNN's seed ensemble (images made in memory
-    exactly as the export writes them)."""
+    exactly as the export writes them).
+
+    When the reported setting reads speaker-normalised images, a speaker
+    (the RAVDESS actor of the file name) is normalised by their clips among
+    ``paths``. A clip that is its speaker's only one here, or names no actor,
+    has no such statistics: the raw-input setting with the best validation
+    score classifies it instead, and ``log`` names those clips.
+    """
+    from collections import Counter
+
     from . import cnn2d
-    from .images import clip_image, image_to_input
+    from .dataset import ravdess_actor
+    from .images import (clip_mel, image_to_input, log_mel_image, log_mel_row_stats, speaker_norm_image,
+                         speaker_row_stats_by)
     from .io import load_json
 
     res = load_json(_need(Path(results_dir) / "cnn2d.json", "cnn2d"))
-    c = cfg.cnn2d
-    x = np.stack([image_to_input(clip_image(p, mel_cfg=cfg.mel, n_frames=c.n_frames, fix_floor=c.fix_floor,
-                                            dynamic_range=c.dynamic_range, low_at_bottom=c.low_at_bottom,
-                                            window=c.window, onset=cfg.onset),
-                                 size_hw=tuple(c.size_hw), interpolation=c.interpolation) for p in paths])
+    c, chosen = cfg.cnn2d, res["chosen"]
     n = len(res["classes"])
-    probs = _ensemble(res, cnn2d.learner(c, n), lambda p: cnn2d.load_checkpoint(p, c, n_classes=n), x, "cnn2d")
-    return f"2D CNN, {res['chosen']}, seed ensemble", probs
+    lrn = cnn2d.learner(c, n)
+    mel_kw = dict(mel_cfg=cfg.mel, n_frames=c.n_frames, window=c.window, onset=cfg.onset)
+    speaker = cnn2d.reads_speaker_input(res["models"][chosen]["params"])
+
+    def to_input(img):
+        return image_to_input(img, size_hw=tuple(c.size_hw), interpolation=c.interpolation)
+
+    def probs_of(name, x):
+        return _ensemble({**res, "chosen": name}, lrn, lambda p: cnn2d.load_checkpoint(p, c, n_classes=n), x,
+                         "cnn2d")
+
+    raw, stats = [], []
+    for p in paths:  # pass 1: the raw images, and each clip's row statistics
+        X = clip_mel(p, **mel_kw)
+        raw.append(to_input(log_mel_image(X, fix_floor=c.fix_floor, dynamic_range=c.dynamic_range,
+                                          low_at_bottom=c.low_at_bottom)))
+        if speaker:
+            stats.append(log_mel_row_stats(X))
+    x = np.stack(raw)
+    name = f"2D CNN, {chosen}, seed ensemble"
+    if not speaker:
+        return name, probs_of(chosen, x)
+    actors = [ravdess_actor(Path(p).name) for p in paths]
+    n_clips = Counter(a for a in actors if a is not None)
+    ok = np.array([a is not None and n_clips[a] > 1 for a in actors], dtype=bool)
+    probs = np.zeros((len(paths), n))
+    if ok.any():  # pass 2: the speaker-normalised images, stacked behind the raw ones (cnn2d.INPUTS)
+        norms = speaker_row_stats_by((a, Path(p).name, st) for a, p, st, k in zip(actors, paths, stats, ok) if k)
+        x_spk = np.stack([to_input(speaker_norm_image(clip_mel(p, **mel_kw), *norms[a], low_at_bottom=c.low_at_bottom))
+                          for p, a, k in zip(paths, actors, ok) if k])
+        probs[ok] = probs_of(chosen, np.concatenate([x[ok], x_spk], axis=1))
+    if not ok.all():
+        raws = [m for m, v in res["models"].items() if not cnn2d.reads_speaker_input(v["params"])]
+        if not raws:
+            raise SerError(f"{results_dir}/cnn2d.json: no raw-input 2D model for clips without a speaker's statistics")
+        fallback = max(raws, key=lambda m: res["validation"]["candidates"][m]["score"])
+        lone = [Path(p).name for p, k in zip(paths, ok) if not k]
+        log(f"2D CNN: {len(lone)} clip(s) without another clip of the same speaker (RAVDESS actor) here, so without "
+            f"speaker statistics, classified by '{fallback}' (raw input, best raw validation score) instead of "
+            f"'{chosen}': {', '.join(lone)}")
+        probs[~ok] = probs_of(fallback, x[~ok])
+        name += f" ('{fallback}' for {len(lone)} clip(s) of single-clip speakers)"
+    return name, probs
 
 
 def classify(folder, out_csv=None, *, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR, log=print) -> dict:

@@ -21,18 +21,39 @@ def _row(key, split, actor, classes, y_true, model, y_pred, values, kind) -> dic
     return row
 
 
+def _svm_kind_rows(kinds: dict, keys_by_split: dict, classes, name) -> list[dict]:
+    rows = []
+    for kind, k in kinds.items():
+        for m in ("spec", "tuned"):
+            for split, keys in keys_by_split.items():
+                y_true = _labels(keys, classes)
+                for key, t, p, d in zip(keys, y_true, k[m]["pred"][split], k[m]["decision"][split]):
+                    rows.append(_row(key, split, _actor(key), classes, t, name(m, kind), p, d, "decision"))
+    return rows
+
+
 def svm_rows(svm: dict) -> list[dict]:
     """One row per clip per SVM (reading, feature kind, spec or tuned); scores
     are the SVC's one-vs-rest decision values."""
-    classes, rows = svm["classes"], []
+    rows = []
     for reading, r in svm["readings"].items():
-        for kind, k in r["kinds"].items():
-            for m in ("spec", "tuned"):
-                for split, keys in svm["keys"].items():
-                    y_true = _labels(keys, classes)
-                    for key, t, p, d in zip(keys, y_true, k[m]["pred"][split], k[m]["decision"][split]):
-                        rows.append(_row(key, split, _actor(key), classes, t, f"svm {m} {kind} ({reading} bands)",
-                                         p, d, "decision"))
+        rows += _svm_kind_rows(r["kinds"], svm["keys"], svm["classes"],
+                               lambda m, kind, rd=reading: f"svm {m} {kind} ({rd} bands)")
+    return rows
+
+
+def anchor_rows(anchors: dict) -> list[dict]:
+    """One row per clip per anchor SVM (spec or tuned); decision values."""
+    return _svm_kind_rows(anchors["kinds"], anchors["keys"], anchors["classes"], lambda m, kind: f"svm {m} {kind}")
+
+
+def fusion_rows(fusion: dict) -> list[dict]:
+    """One row per clip per combined model; scores are the fused probabilities."""
+    classes, rows = fusion["classes"], []
+    for name, r in fusion["models"].items():
+        for split, keys in fusion["keys"].items():
+            for key, t, p, v in zip(keys, _labels(keys, classes), r["pred"][split], r["proba"][split]):
+                rows.append(_row(key, split, _actor(key), classes, t, f"combined {name}", p, v, "probability"))
     return rows
 
 
@@ -61,11 +82,16 @@ def _actor(key: str):
     return ravdess_actor(key.rsplit("/", 1)[-1])
 
 
-def prediction_rows(svm: dict, nets: dict[str, dict | None]) -> list[dict]:
+def prediction_rows(svm: dict, nets: dict[str, dict | None], anchors: dict | None = None,
+                    fusion: dict | None = None) -> list[dict]:
     rows = svm_rows(svm)
+    if anchors is not None:
+        rows += anchor_rows(anchors)
     for name, net in nets.items():
         if net is not None:
             rows += network_rows(net, name)
+    if fusion is not None:
+        rows += fusion_rows(fusion)
     return rows
 
 

@@ -163,7 +163,7 @@ def _toy(n=32, seed=0):
 
 def _cfg(**kw):
     return dataclasses.replace(CONFIG.cnn2d, **{"widths": (4, 8), "batch_size": 8, "lr": 1e-2, "head": "gap",
-                                                "coord": False, **kw})
+                                                "coord": False, "speaker_norm": (), **kw})
 
 
 def test_frequency_head_and_coordinate_channel():
@@ -206,11 +206,24 @@ def test_training_lowers_the_loss_and_is_deterministic():
 
 
 def test_candidates_are_the_augmentation_settings():
-    c = candidates(CONFIG.cnn2d)
+    c = candidates(dataclasses.replace(CONFIG.cnn2d, speaker_norm=()))
     assert list(c) == ["none", "image", "spectrogram"]
+    assert c == {name: dict(fields) for name, fields in CONFIG.cnn2d.augmentations}  # no "input" key: as before
     assert c["none"] == {} and c["spectrogram"]["mixup_alpha"] == 0.4
     for params in c.values():
         A.AugmentSpec(**params)  # every setting names real fields
+
+
+def test_speaker_norm_adds_one_candidate_per_named_setting():
+    from ser.errors import ConfigError
+
+    raw = candidates(dataclasses.replace(CONFIG.cnn2d, speaker_norm=()))
+    c = candidates(dataclasses.replace(CONFIG.cnn2d, speaker_norm=("spectrogram",)))
+    assert list(c) == ["none", "image", "spectrogram", "spectrogram, speaker-normalised"]
+    assert {k: v for k, v in c.items() if k in raw} == raw
+    assert c["spectrogram, speaker-normalised"] == {**raw["spectrogram"], "input": "speaker"}
+    with pytest.raises(ConfigError, match="'bogus'"):
+        candidates(dataclasses.replace(CONFIG.cnn2d, speaker_norm=("bogus",)))
 
 
 def _image_tree(root, n_per=2, splits=(("Train", (1, 2, 3)), ("Test", (5,)))):
@@ -272,6 +285,74 @@ def test_run_cnn2d_end_to_end(tmp_path):
         inp = torch.randn(3, 1, 16, 8, generator=_gen())
         with torch.no_grad():
             assert torch.equal(m(inp), trained[name][1].model.eval()(inp))
+
+
+def test_learner_reads_the_candidates_channel():
+    """Inputs stacked as (raw, speaker): a speaker candidate trains and predicts
+    exactly as the raw learner does on channel 1 alone, a raw one on channel 0."""
+    from ser.errors import DataError
+
+    x, y = _toy(n=16)
+    noise = torch.randn(x.shape, generator=_gen(3))
+    x2 = torch.cat([noise, x], dim=1).numpy()
+    lrn, quiet = learner(_cfg(), 2), (lambda s: None)
+    runs = {}
+    for key, params, xin in (("spk", {"input": "speaker"}, x2), ("ref", {}, x.numpy()),
+                             ("raw", {"input": "raw"}, x2), ("noise", {}, noise.numpy())):
+        runs[key] = lrn.fit(params, xin, y.numpy(), seed=1, epochs=2, x_val=xin[:6], y_val=y.numpy()[:6], log=quiet)
+    for a, b in (("spk", "ref"), ("raw", "noise")):
+        assert runs[a][1]["train_loss"] == runs[b][1]["train_loss"]
+        assert runs[a][1]["val_loss"] == runs[b][1]["val_loss"]
+    assert runs["spk"][1]["train_loss"] != runs["raw"][1]["train_loss"]
+    t = runs["spk"][0]
+    assert np.array_equal(lrn.predict(t, {"input": "speaker"}, x2), lrn.predict(t, {}, x.numpy()))
+    assert not np.allclose(lrn.predict(t, {"input": "speaker"}, x2), lrn.predict(t, {}, noise.numpy()))
+    with pytest.raises(DataError, match="'speaker' input"):
+        lrn.predict(t, {"input": "speaker"}, x.numpy())  # the raw images alone
+
+
+def _speaker_tree(root):
+    """``root/speaker_norm``: each image of ``root``'s tree, inverted (so that the
+    two inputs differ)."""
+    import cv2
+
+    for p in sorted(root.glob("*/*/*.png")):
+        q = root / "speaker_norm" / p.relative_to(root)
+        q.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(q), 255 - cv2.imread(str(p), cv2.IMREAD_GRAYSCALE))
+
+
+def test_run_cnn2d_with_a_speaker_normalised_candidate(tmp_path):
+    from ser.dataset import image_records
+    from ser.errors import DataError
+
+    _image_tree(tmp_path / "img", n_per=1, splits=(("Train", (1, 2)), ("Test", (5,))))
+    cfg = _cfg(size_hw=(16, 8), max_epochs=2, smooth_epochs=1, val_seeds=(0,), seeds=(0,),
+               augmentations=(("none", ()),))
+    spk_cfg = dataclasses.replace(cfg, speaker_norm=("none",))
+    with pytest.raises(DataError, match="speaker_norm/Train: missing"):
+        run_cnn2d(tmp_path / "img", spk_cfg)
+    _speaker_tree(tmp_path / "img")
+    base, _ = run_cnn2d(tmp_path / "img", cfg)
+    res, trained = run_cnn2d(tmp_path / "img", spk_cfg)
+    assert list(res["validation"]["candidates"]) == list(res["models"]) == ["none", "none, speaker-normalised"]
+    assert res["input"]["speaker_norm"] == {"none": False, "none, speaker-normalised": True}
+    assert base["input"]["speaker_norm"] == {"none": False}
+    # the raw candidate is untouched by the extra one
+    assert res["validation"]["candidates"]["none"]["mean_val_acc"] == base["validation"]["candidates"]["none"][
+        "mean_val_acc"]
+    assert res["predictions"]["none"] == base["predictions"]["none"]
+    # the speaker candidate was scored on the speaker images
+    x, _ = load_images(image_records(tmp_path / "img" / "speaker_norm", "Test"), cfg)
+    probs = learner(cfg, 2).predict(trained["none, speaker-normalised"][0], {}, x)
+    pred = res["predictions"]["none, speaker-normalised"]["Test"]
+    assert pred["ensemble_pred"] == probs.argmax(1).tolist()
+    np.testing.assert_allclose(pred["ensemble_proba"], probs, atol=1e-5)
+    # a speaker tree of other clips is refused
+    p = next((tmp_path / "img" / "speaker_norm" / "Train" / "Calm").glob("*-02.png"))
+    p.rename(p.with_name(p.name.replace("-02.png", "-03.png")))
+    with pytest.raises(DataError, match="not the clips of"):
+        run_cnn2d(tmp_path / "img", spk_cfg)
 
 
 def test_run_cnn2d_needs_ravdess_names_in_train(tmp_path):

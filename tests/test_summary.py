@@ -3,6 +3,7 @@
 Accuracies here are multiples of 1/8 or 1/16 (exact in binary), so "equal"
 really is equal.
 """
+import numpy as np
 import pytest
 
 from ser.summary import augmentation_verdict, build_summary, compare, headline, svm_baseline
@@ -164,3 +165,77 @@ def test_the_verdict_is_on_the_declared_model():
     assert ens["declared_margin"] == pytest.approx(0.01) and single["declared_margin"] == pytest.approx(-0.05)
     tie = compare({**head, "ensemble": {"accuracy": 0.55, "accuracy_ci95": [0.46, 0.64]}}, base, "ensemble")
     assert tie["declared_not_worse_than_svm"]  # a tie is "not lower"
+
+
+def _clips(split, n=8):
+    """RAVDESS keys of ``split``: classes A/B alternate, intensity and statement vary."""
+    keys = []
+    for i in range(n):
+        cls = "AB"[i % 2]
+        keys.append(f"{split}/{cls}/03-01-0{2 + i % 2}-0{1 + (i // 2) % 2}-0{1 + (i // 4) % 2}-01-{5 + i % 2:02d}.wav")
+    return keys
+
+
+def _full(test_svm, test_ens, confirm_svm, confirm_ens):
+    """Results with per-clip predictions: an SVM (one kind, both readings) and a
+    2D CNN with settings "none" and "spec" declared as seed ensembles."""
+    from ser.summary import evidence  # noqa: F401
+
+    keys = {"Test": _clips("Test"), "Confirm": _clips("Confirm")}
+    y = {s: [("AB".index(k.split("/")[1])) for k in ks] for s, ks in keys.items()}
+    svm_pred = {"Test": test_svm, "Confirm": confirm_svm}
+
+    def acc(s, p):
+        return sum(int(a == b) for a, b in zip(y[s], p)) / len(p)
+
+    kind = {m: {"splits": {s: _ev(acc(s, svm_pred[s])) for s in keys}, "pred": svm_pred} for m in ("spec", "tuned")}
+    svm = {"classes": ["A", "B"], "keys": keys, "readings": {"hz": {"kinds": {"SC": kind}}}}
+    ens = {"Test": test_ens, "Confirm": confirm_ens}
+    preds = {c: {s: {"keys": keys[s][::-1], "y_true": y[s][::-1], "ensemble_pred": list(p[s])[::-1],
+                     "pred_per_seed": {"0": list(p[s])[::-1]}} for s in keys}
+             for c, p in (("none", svm_pred), ("spec", ens))}
+    net = {"chosen": "spec", "declared": {"model": "ensemble"}, "predictions": preds}
+    return svm, net, y
+
+
+def test_paired_evidence_uses_each_clips_own_predictions_per_split_and_pooled():
+    from ser.summary import evidence
+
+    # Test: the network is right on every clip, the SVM wrong on clips 0-3; Confirm: both equal
+    svm, net, y = _full([1, 0, 1, 0, 0, 1, 0, 1], [0, 1, 0, 1, 0, 1, 0, 1],
+                        [0, 1, 0, 1, 1, 0, 1, 0], [0, 1, 0, 1, 1, 0, 1, 0])
+    ev = evidence(svm, {"cnn1d": None, "cnn2d": net})
+    t, c, pooled = ev["paired"]["Test"]["cnn2d"], ev["paired"]["Confirm"]["cnn2d"], ev["paired"]["pooled"]["cnn2d"]
+    assert (t["acc_a"], t["acc_b"], t["diff"]) == (1.0, 0.5, 0.5)
+    assert (t["a_only"], t["b_only"]) == (4, 0) and t["p"] == pytest.approx(2 * 0.5 ** 4)
+    assert (c["diff"], c["p"]) == (0.0, 1.0)
+    assert pooled["n"] == 16 and pooled["diff"] == pytest.approx(0.25) and pooled["strata"] == {"Confirm": 8, "Test": 8}
+    # the augmentation settings against "none" (here the SVM's predictions), per split
+    assert ev["augmentation_paired"]["Test"]["spec"]["diff"] == 0.5
+    assert ev["augmentation_paired"]["Confirm"]["spec"]["diff"] == 0.0
+
+
+def test_error_breakdown_per_intensity_and_statement():
+    from ser.summary import evidence
+
+    # the network is wrong exactly on the strong-intensity clips of Test (clips 2, 3, 6, 7)
+    truth = [0, 1, 0, 1, 0, 1, 0, 1]
+    wrong_strong = [0, 1, 1, 0, 0, 1, 1, 0]
+    svm, net, y = _full(truth, wrong_strong, truth, truth)
+    bf = evidence(svm, {"cnn1d": None, "cnn2d": net})["by_factor"]
+    assert bf["Test"]["cnn2d"]["intensity"]["normal"]["accuracy"] == 1.0
+    assert bf["Test"]["cnn2d"]["intensity"]["strong"]["accuracy"] == 0.0
+    assert bf["Test"]["svm"]["intensity"]["strong"]["accuracy"] == 1.0
+    assert bf["Test"]["cnn2d"]["statement"]["Kids are talking by the door"]["n"] == 4
+    assert bf["Confirm"]["cnn2d"]["intensity"]["strong"]["accuracy"] == 1.0
+
+
+def test_a_single_declared_model_is_compared_seed_by_seed():
+    from ser.summary import declared_predictions, paired
+
+    svm, net, y = _full([0] * 8, [0, 1] * 4, [0] * 8, [0] * 8)
+    net["declared"] = {"model": "single"}
+    p = declared_predictions(net, "Test", svm["keys"]["Test"])
+    assert p.shape == (1, 8)
+    r = paired(y["Test"], np.stack([p[0], p[0]]), np.zeros(8, int))
+    assert r["n"] == 16 and r["diff"] == pytest.approx(0.5)
