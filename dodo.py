@@ -318,11 +318,11 @@ def task_figures():
         "clean": True,
     }
     fn = pipeline.figure_summary
-    inputs = [RESULTS["svm"], RESULTS["cnn1d"], RESULTS["cnn2d"]]
+    inputs = [RESULTS["svm"], RESULTS["cnn1d"], RESULTS["cnn2d"], RESULTS["anchors"], RESULTS["fusion"]]
     yield {
         "name": "summary",
         "doc": "Every approach with its 95% interval per evaluation split, and accuracy per actor.",
-        "actions": [_run(fn, *inputs, FIGS["summary"])],
+        "actions": [_run(fn, *inputs[:3], FIGS["summary"], *inputs[3:])],
         "file_dep": inputs + _code_files(fn),
         "targets": list(FIGS["summary"].values()),
         "uptodate": [_changed(fn)],

@@ -148,11 +148,13 @@ def augmentation_figure(res: dict, path, split: str = "Test") -> None:
     save_figure(fig, path)
 
 
-def approaches(svm: dict, nets: dict[str, dict | None], split: str) -> list[dict]:
+def approaches(svm: dict, nets: dict[str, dict | None], split: str, anchors: dict | None = None,
+               fusion: dict | None = None) -> list[dict]:
     """Every approach's accuracy and 95% interval on ``split``, in report order:
     the spec and tuned SVMs (bands in Hz), then each network's reported
     setting as the mean over seeds (t interval) and as the seed ensemble
-    (Wilson interval)."""
+    (Wilson interval), then the anchors' tuned SVMs without and with speaker
+    normalisation, and the combined models (Wilson intervals)."""
     rows = []
     for m, label in (("spec", "spec SVM"), ("tuned", "tuned SVM")):
         for kind, k in svm["readings"]["hz"]["kinds"].items():
@@ -167,22 +169,36 @@ def approaches(svm: dict, nets: dict[str, dict | None], split: str) -> list[dict
                      "ci": ev["summary"]["mean_ci95"], "per_actor": ev["per_actor"]["seed_mean"], "group": name})
         rows.append({"label": f"{name}, seed ensemble", "acc": ev["ensemble"]["accuracy"],
                      "ci": ev["ensemble"]["accuracy_ci95"], "per_actor": ev["per_actor"]["ensemble"], "group": name})
+    if anchors is not None:
+        for kind, k in anchors["kinds"].items():
+            for norm, r in k["tuned_by_norm"].items():
+                t = r["splits"][split]
+                how = "speaker-normalised" if norm == "speaker" else "as is"
+                rows.append({"label": f"{anchors['meta'][kind]['label']} SVM, {how}", "acc": t["accuracy"],
+                             "ci": t["accuracy_ci95"], "per_actor": t["per_actor"], "group": "anchors"})
+    if fusion is not None:
+        for name, r in fusion["models"].items():
+            t = r["splits"][split]
+            label = "combined: SVM + 1D + 2D" if name == "task" else "combined: all, with anchors"
+            rows.append({"label": label, "acc": t["accuracy"], "ci": t["accuracy_ci95"],
+                         "per_actor": t["per_actor"], "group": "combined"})
     return rows
 
 
-def forest_figure(svm: dict, nets: dict[str, dict | None], path) -> None:
+def forest_figure(svm: dict, nets: dict[str, dict | None], path, anchors: dict | None = None,
+                  fusion: dict | None = None) -> None:
     """Summary picture: every approach's accuracy with its 95% interval, one
     panel per evaluation split, chance marked."""
     import numpy as np
 
     plt = _mpl()
     splits = list(svm["keys"])
-    per = {s: approaches(svm, nets, s) for s in splits}
+    per = {s: approaches(svm, nets, s, anchors, fusion) for s in splits}
     labels = [r["label"] for r in per[splits[0]]]
     fig, axes = plt.subplots(1, len(splits), figsize=(7.2, 0.22 * len(labels) + 0.9), sharey=True,
                              constrained_layout=True, squeeze=False)
     y = np.arange(len(labels))[::-1]
-    colours = {"svm": "C7", **{name: f"C{i}" for i, name in enumerate(nets)}}
+    colours = {"svm": "C7", **{name: f"C{i}" for i, name in enumerate(nets)}, "anchors": "C4", "combined": "C3"}
     for ax, s in zip(axes[0], splits):
         for yi, r in zip(y, per[s]):
             ax.errorbar(100 * r["acc"], yi, xerr=[[100 * (r["acc"] - r["ci"][0])], [100 * (r["ci"][1] - r["acc"])]],
@@ -196,7 +212,7 @@ def forest_figure(svm: dict, nets: dict[str, dict | None], path) -> None:
     save_figure(fig, path)
 
 
-def per_actor_figure(svm: dict, nets: dict[str, dict | None], path) -> None:
+def per_actor_figure(svm: dict, nets: dict[str, dict | None], path, fusion: dict | None = None) -> None:
     """Accuracy per evaluation actor: the spec SVM of the best feature type, the
     tuned SVM of the best feature type by cross-validation, and each network's
     seed ensemble; the speaker shift."""
@@ -210,7 +226,7 @@ def per_actor_figure(svm: dict, nets: dict[str, dict | None], path) -> None:
     for ax, s in zip(axes[0], splits):
         hz = svm["readings"]["hz"]
         keep = {f"spec SVM, {hz['best']}", f"tuned SVM, {hz['best_by_cv']}"}
-        rows = [r for r in approaches(svm, nets, s)
+        rows = [r for r in approaches(svm, nets, s, None, fusion)
                 if r["label"] in keep or (r["group"] != "svm" and "mean of" not in r["label"])]
         actors = list(rows[0]["per_actor"])
         x = np.arange(len(actors))

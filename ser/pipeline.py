@@ -289,15 +289,16 @@ def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, predictions_csv, a
     save_json(out_json, summary)
 
 
-def figure_summary(svm_json, cnn1d_json, cnn2d_json, out: dict) -> None:
+def figure_summary(svm_json, cnn1d_json, cnn2d_json, out: dict, anchors_json=None, fusion_json=None) -> None:
     """Every approach with its 95% interval per evaluation split (forest plot),
     and every approach's accuracy per evaluation actor."""
     from .figures import forest_figure, per_actor_figure
 
-    opt = lambda p: load_json(p) if Path(p).is_file() else None  # noqa: E731
+    opt = lambda p: load_json(p) if p is not None and Path(p).is_file() else None  # noqa: E731
     svm, nets = load_json(svm_json), {"1D CNN": opt(cnn1d_json), "2D CNN": opt(cnn2d_json)}
-    forest_figure(svm, nets, out["forest"])
-    per_actor_figure(svm, nets, out["per_actor"])
+    anchors, fusion = opt(anchors_json), opt(fusion_json)
+    forest_figure(svm, nets, out["forest"], anchors, fusion)
+    per_actor_figure(svm, nets, out["per_actor"], fusion)
 
 
 def build_design(study_json, out_json) -> None:
