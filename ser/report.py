@@ -179,8 +179,8 @@ PACKAGES = (
     ("doit", ("doit",)),
 )
 # results file -> the doit task that writes it, in build order
-STEP_TASKS = {"data": "card", "features": "features", "svm": "svm", "images": "images",
-              "cnn1d": "cnn1d", "cnn2d": "cnn2d", "summary": "summary"}
+STEP_TASKS = {"data": "card", "features": "features", "svm": "svm", "anchors": "anchors", "images": "images",
+              "cnn1d": "cnn1d", "cnn2d": "cnn2d", "fusion": "fusion", "summary": "summary"}
 STEP_TIME_FIELDS = ("seconds", "timings_s", "extract_seconds")
 
 

@@ -23,7 +23,7 @@ import pytest
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
-TASKS = {"card", "features", "svm", "cnn1d", "images", "cnn2d", "summary", "figures:mel_examples",
+TASKS = {"card", "features", "svm", "anchors", "cnn1d", "images", "cnn2d", "fusion", "summary", "figures:mel_examples",
          "figures:svm", "figures:cnn1d", "figures:cnn2d", "figures:summary", "design", "report"}
 TINY = """\
 # networks and searches as small as the build allows
@@ -45,6 +45,9 @@ threads = 1
 max_epochs = 2
 smooth_epochs = 1
 seeds = [0]
+
+[anchors]
+kinds = ["egemaps"]
 """
 # doit's view of the task graph: {task: {"file_dep": [...], "uptodate": [checker class names]}}
 DUMP = """\
@@ -200,7 +203,8 @@ def test_list_explains_every_task_in_build_order(tmp_path):
     for l in lines:
         assert len(l.split(None, 1)) == 2, f"task without a description: {l}"
     names = [l.split()[0] for l in lines if ":" not in l.split()[0]]
-    assert names == ["card", "features", "svm", "cnn1d", "images", "cnn2d", "design", "summary", "figures", "report", "data", "predict"]
+    assert names == ["card", "features", "svm", "anchors", "cnn1d", "images", "cnn2d", "fusion", "design", "summary",
+                     "figures", "report", "data", "predict"]
 
 
 def test_every_task_has_one_config_changed_and_derived_code_deps():
