@@ -61,6 +61,13 @@ def num(x, digits: int = 2) -> str:
     return f"{x:.{digits}g}" if abs(x) < 1e-2 or abs(x) >= 1e4 else f"{x:.{digits}f}"
 
 
+def pvalue(p: float) -> str:
+    """A p-value as a reader wants it: '= 0.020', '= 0.31', '< 0.001'."""
+    if p < 0.001:
+        return "< 0.001"
+    return f"= {p:.3f}" if p < 0.1 else f"= {p:.2f}"
+
+
 def seconds(x) -> str:
     return f"{x:.0f} s" if x < 120 else f"{x / 60:.1f} min"
 
@@ -70,7 +77,7 @@ def make_env(report_dir: str | Path):
 
     env = Environment(loader=FileSystemLoader(str(report_dir)), undefined=StrictUndefined,
                       autoescape=True, lstrip_blocks=True)
-    env.filters.update(pct=pct, pct_interval=pct_interval, num=num, seconds=seconds)
+    env.filters.update(pct=pct, pct_interval=pct_interval, num=num, seconds=seconds, pvalue=pvalue)
     return env
 
 

@@ -95,3 +95,11 @@ def test_same_inputs_give_the_same_pdf_bytes(mini_report, tmp_path):
         write_report(rep, res, tmp_path / f"r{i}.html", tmp_path / f"r{i}.pdf", tmp_path, {})
         out.append((tmp_path / f"r{i}.pdf").read_bytes())
     assert out[0][:5] == b"%PDF-" and out[0] == out[1]
+
+
+@pytest.mark.parametrize("p, text", [(0.0, "< 0.001"), (0.000999, "< 0.001"), (0.001, "= 0.001"),
+                                     (0.0213, "= 0.021"), (0.0999, "= 0.100"), (0.1, "= 0.10"), (1.0, "= 1.00")])
+def test_pvalue_filter_at_its_edges(p, text):
+    from ser.report import pvalue
+
+    assert pvalue(p) == text
