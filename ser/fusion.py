@@ -80,21 +80,36 @@ def choose_weights(oof: Sequence[np.ndarray], y, *, step: float) -> dict:
             "equal_weights_oof_accuracy": float((equal.argmax(-1) == y).mean())}
 
 
+LOAO = "leave one actor out"
+WITHIN_ONE = "3 stratified folds within one actor"
+
+
+def calibration_folds(y, groups) -> tuple[list, str]:
+    """The calibration folds over some rows: leave one actor out, or, when the
+    rows hold a single actor (a model fitted on one of two training actors),
+    3 stratified folds inside that actor, named so that the report says so."""
+    from sklearn.model_selection import LeaveOneGroupOut, StratifiedKFold
+
+    if len(np.unique(groups)) >= 2:
+        return list(LeaveOneGroupOut().split(np.zeros(len(y)), y, groups)), LOAO
+    return list(StratifiedKFold(n_splits=3, shuffle=True, random_state=0).split(np.zeros(len(y)), y)), WITHIN_ONE
+
+
 def calibrated_svm(params: dict, X, y, groups, rows: np.ndarray, *, speakers=None, method: str = "sigmoid"):
     """The SVM of a parameter row (:mod:`ser.svm`), fitted on ``rows`` with
-    probabilities calibrated by leave-one-actor-out inside those rows, and
-    every row's input as it reads them."""
+    probabilities calibrated by leave-one-actor-out inside those rows
+    (:func:`calibration_folds`), every row's input as it reads them, and the
+    name of the calibration folds."""
     from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.model_selection import LeaveOneGroupOut
 
     from .svm import make_pipeline, prepare
 
     Xp = prepare(X, transform=params["transform"], norm=params["norm"], speakers=speakers)
     y, groups = np.asarray(y), np.asarray(groups)
-    cv = list(LeaveOneGroupOut().split(Xp[rows], y[rows], groups[rows]))
+    cv, how = calibration_folds(y[rows], groups[rows])
     base = make_pipeline(kernel=params["kernel"], C=params["C"],
                          gamma=params["gamma"] if params["gamma"] is not None else "scale")
-    return CalibratedClassifierCV(base, method=method, cv=cv).fit(Xp[rows], y[rows]), Xp
+    return CalibratedClassifierCV(base, method=method, cv=cv).fit(Xp[rows], y[rows]), Xp, how
 
 
 def svm_member(params: dict, X, y, split, groups, *, speakers=None, method: str = "sigmoid") -> dict:
@@ -105,12 +120,15 @@ def svm_member(params: dict, X, y, split, groups, *, speakers=None, method: str 
     tr = split == "Train"
     oof = np.zeros((int(tr.sum()), len(np.unique(y))))
     tr_idx = np.flatnonzero(tr)
+    hows = set()
     for actor in np.unique(groups[tr]):
         held = tr & (groups == actor)
-        model, Xp = calibrated_svm(params, X, y, groups, tr & ~held, speakers=speakers, method=method)
+        model, Xp, how = calibrated_svm(params, X, y, groups, tr & ~held, speakers=speakers, method=method)
         oof[np.isin(tr_idx, np.flatnonzero(held))] = model.predict_proba(Xp[held])
-    model, Xp = calibrated_svm(params, X, y, groups, tr, speakers=speakers, method=method)
-    return {"oof": oof, "eval": {s: model.predict_proba(Xp[split == s]) for s in EVAL_SPLITS if (split == s).any()}}
+        hows.add(how)
+    model, Xp, how = calibrated_svm(params, X, y, groups, tr, speakers=speakers, method=method)
+    return {"oof": oof, "eval": {s: model.predict_proba(Xp[split == s]) for s in EVAL_SPLITS if (split == s).any()},
+            "calibration": sorted(hows | {how})}
 
 
 def network_member(net: dict, train_keys: Sequence[str], eval_keys: dict[str, Sequence[str]]) -> dict:
@@ -151,7 +169,8 @@ def combine(members: dict[str, dict], y_train, eval_y: dict[str, np.ndarray], ev
 
 def member_summary(member: dict, y_train, eval_y: dict[str, np.ndarray], classes) -> dict:
     """A member's own out-of-fold accuracy and its accuracy per evaluation split."""
-    return {"oof_accuracy": float((member["oof"].argmax(1) == np.asarray(y_train)).mean()),
+    return {"calibration": member.get("calibration"),
+            "oof_accuracy": float((member["oof"].argmax(1) == np.asarray(y_train)).mean()),
             "splits": {s: scores(y, member["eval"][s].argmax(1), classes)["accuracy"] for s, y in eval_y.items()}}
 
 
