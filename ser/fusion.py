@@ -81,35 +81,43 @@ def choose_weights(oof: Sequence[np.ndarray], y, *, step: float) -> dict:
 
 
 LOAO = "leave one actor out"
-WITHIN_ONE = "3 stratified folds within one actor"
+ONE_ACTOR = "softmax of decision values (one actor left, no calibration)"
 
 
-def calibration_folds(y, groups) -> tuple[list, str]:
-    """The calibration folds over some rows: leave one actor out, or, when the
-    rows hold a single actor (a model fitted on one of two training actors),
-    3 stratified folds inside that actor, named so that the report says so."""
-    from sklearn.model_selection import LeaveOneGroupOut, StratifiedKFold
+class _Softmax:
+    """A fitted SVM whose probabilities are the softmax of its one-vs-rest decision values."""
 
-    if len(np.unique(groups)) >= 2:
-        return list(LeaveOneGroupOut().split(np.zeros(len(y)), y, groups)), LOAO
-    return list(StratifiedKFold(n_splits=3, shuffle=True, random_state=0).split(np.zeros(len(y)), y)), WITHIN_ONE
+    def __init__(self, model):
+        self.model = model
+
+    def predict_proba(self, X):
+        d = np.asarray(self.model.decision_function(X), float)
+        e = np.exp(d - d.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
 
 
 def calibrated_svm(params: dict, X, y, groups, rows: np.ndarray, *, speakers=None, method: str = "sigmoid"):
     """The SVM of a parameter row (:mod:`ser.svm`), fitted on ``rows`` with
-    probabilities calibrated by leave-one-actor-out inside those rows
-    (:func:`calibration_folds`), every row's input as it reads them, and the
-    name of the calibration folds."""
+    probabilities calibrated by leave-one-actor-out inside those rows, every
+    row's input as it reads them, and how the probabilities were made.
+
+    When ``rows`` hold a single actor (a model fitted without one of two
+    training actors), no speaker-independent calibration exists: the
+    probabilities are then the softmax of the decision values, and the
+    returned name says so."""
     from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.model_selection import LeaveOneGroupOut
 
     from .svm import make_pipeline, prepare
 
     Xp = prepare(X, transform=params["transform"], norm=params["norm"], speakers=speakers)
     y, groups = np.asarray(y), np.asarray(groups)
-    cv, how = calibration_folds(y[rows], groups[rows])
     base = make_pipeline(kernel=params["kernel"], C=params["C"],
                          gamma=params["gamma"] if params["gamma"] is not None else "scale")
-    return CalibratedClassifierCV(base, method=method, cv=cv).fit(Xp[rows], y[rows]), Xp, how
+    if len(np.unique(groups[rows])) < 2:
+        return _Softmax(base.fit(Xp[rows], y[rows])), Xp, ONE_ACTOR
+    cv = list(LeaveOneGroupOut().split(Xp[rows], y[rows], groups[rows]))
+    return CalibratedClassifierCV(base, method=method, cv=cv).fit(Xp[rows], y[rows]), Xp, LOAO
 
 
 def svm_member(params: dict, X, y, split, groups, *, speakers=None, method: str = "sigmoid") -> dict:

@@ -294,7 +294,8 @@ def test_editing_a_template_rerenders_the_report_only(built):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("old, new, readers", [
-    ("grid_C = [10.0]\n", "grid_C = [10.0, 100.0]\n", {"svm", "report"}),
+    # [svm] is read by the SVMs and by the anchors' SVMs
+    ("grid_C = [10.0]\n", "grid_C = [10.0, 100.0]\n", {"svm", "anchors", "report"}),
     # read by `doit data` alone among the tasks, and printed by the report's appendix
     ("[cnn2d]\n", "[data]\ntest_actors = [5, 6, 7]\n\n[cnn2d]\n", {"report"}),
 ])
@@ -312,7 +313,8 @@ def test_a_parameter_change_reruns_the_tasks_that_read_it(built, old, new, reade
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module, importers, others", [
-    ("svm.py", {"svm"}, {"card", "features", "cnn1d", "images", "cnn2d", "figures:mel_examples",
+    # the anchors and the combined models fit SVMs too
+    ("svm.py", {"svm", "anchors", "fusion"}, {"card", "features", "cnn1d", "images", "cnn2d", "figures:mel_examples",
                          "figures:cnn1d", "figures:cnn2d"}),
     ("summary.py", {"summary"}, TASKS - {"summary", "report"}),
 ])
@@ -329,7 +331,8 @@ def test_editing_a_module_reruns_the_tasks_whose_code_imports_it(built, module, 
 def test_editing_one_pipeline_function_reruns_its_task_only(built):
     pipeline = built.project / "ser" / "pipeline.py"
     text = pipeline.read_text()
-    head = "def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, predictions_csv) -> None:\n"
+    head = ("def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, predictions_csv, anchors_json=None,\n"
+            "                  fusion_json=None) -> None:\n")
     assert head in text
 
     def edit():
@@ -404,6 +407,15 @@ def test_predictions_csv_rows_match_the_confusion_matrices(built):
                 expected[(f"{key} '{cand}' seed ensemble", split)] = ev["ensemble"]["confusion"]
                 for r in ev["per_seed"]:
                     expected[(f"{key} '{cand}' seed {r['seed']}", split)] = r["confusion"]
+    anchors = json.loads((results / "anchors.json").read_text())
+    for kind, k in anchors["kinds"].items():
+        for m in ("spec", "tuned"):
+            for split, sc in k[m]["splits"].items():
+                expected[(f"svm {m} {kind}", split)] = sc["confusion"]
+    fusion = json.loads((results / "fusion.json").read_text())
+    for name, f in fusion["models"].items():
+        for split, sc in f["splits"].items():
+            expected[(f"combined {name}", split)] = sc["confusion"]
     assert {(r["model"], r["split"]) for r in rows} == set(expected)
     for (model, split), cm in expected.items():
         assert confusion(model, split) == cm, (model, split)
