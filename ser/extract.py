@@ -36,9 +36,13 @@ def extract_features(clips: list[Clip], cfg, *, workers: int | None = None) -> d
     rows = map_clips(lambda c: clip_features(c.path, cfg), clips, workers=workers,
                      desc="spectral features")
     arrays = {f"X_{name}": np.stack([r[name] for r in rows]) for name in rows[0]}
-    arrays["key"] = np.array([c.key for c in clips])
-    arrays["split"] = np.array([c.split for c in clips])
-    arrays["label"] = np.array([c.label for c in clips], dtype=np.int64)
-    arrays["actor"] = np.array([-1 if c.actor is None else c.actor for c in clips], dtype=np.int64)
-    arrays["classes"] = np.array(sorted({c.class_name for c in clips}))
-    return arrays
+    return {**arrays, **clip_columns(clips)}
+
+
+def clip_columns(clips: list[Clip]) -> dict[str, np.ndarray]:
+    """The columns a feature cache stores beside its matrices: every clip's
+    key, split, label and actor (-1 when unknown), and the class names."""
+    return {"key": np.array([c.key for c in clips]), "split": np.array([c.split for c in clips]),
+            "label": np.array([c.label for c in clips], dtype=np.int64),
+            "actor": np.array([-1 if c.actor is None else c.actor for c in clips], dtype=np.int64),
+            "classes": np.array(sorted({c.class_name for c in clips}))}

@@ -78,6 +78,7 @@ def build_anchors(data_dir, out_npz, out_json, cfg) -> None:
     through the SVMs' protocol (ser.svm.evaluate_feature, with and without
     speaker normalisation)."""
     from .anchors import ANCHORS, anchor_features
+    from .extract import clip_columns
     from .svm import evaluate_feature, speakers_of
 
     _torch_threads()
@@ -88,10 +89,7 @@ def build_anchors(data_dir, out_npz, out_json, cfg) -> None:
         t0 = time.perf_counter()
         arrays[f"X_{kind}"] = anchor_features([c.path for c in clips], kind, desc=ANCHOR_LABELS[kind])
         seconds[kind] = time.perf_counter() - t0
-    arrays.update(key=np.array([c.key for c in clips]), split=np.array([c.split for c in clips]),
-                  label=np.array([c.label for c in clips], dtype=np.int64),
-                  actor=np.array([-1 if c.actor is None else c.actor for c in clips], dtype=np.int64),
-                  classes=np.array(class_names(data_dir)))
+    arrays.update(clip_columns(clips))
     save_npz(out_npz, **arrays)
     y, split, groups = arrays["label"], arrays["split"], arrays["actor"]
     speakers = speakers_of(arrays)
