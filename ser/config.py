@@ -97,6 +97,25 @@ class DataConfig:
         ("04", "Sad"),
         ("05", "Angry"),
     )
+    # EmoDB emotion letter (6th character of 03a01Fa.wav) -> class folder, for `doit data --corpus emodb`
+    emodb_emotions: tuple[tuple[str, str], ...] = (
+        ("W", "Angry"),
+        ("F", "Happy"),
+        ("T", "Sad"),
+        ("N", "Neutral"),
+        ("A", "Fear"),
+        ("E", "Disgust"),
+        ("L", "Boredom"),
+    )
+    # CREMA-D emotion (third field of 1001_DFA_ANG_XX.wav) -> class folder, for `doit data --corpus cremad`
+    cremad_emotions: tuple[tuple[str, str], ...] = (
+        ("ANG", "Angry"),
+        ("HAP", "Happy"),
+        ("SAD", "Sad"),
+        ("NEU", "Neutral"),
+        ("FEA", "Fear"),
+        ("DIS", "Disgust"),
+    )
     train_actors: tuple[int, ...] = (1, 2, 3, 4)
     test_actors: tuple[int, ...] = (5, 6, 7, 8)
     confirm_actors: tuple[int, ...] = ()  # `doit data --confirm 9-16` adds a Confirm split
