@@ -1,3 +1,4 @@
+import csv
 import shutil
 import zipfile
 
@@ -9,6 +10,17 @@ from ser.errors import ConfigError, DataError
 from ser.ravdess import build_layout, parse_actors
 
 EMO = dict(CONFIG.data.ravdess_emotions)
+
+
+def speakers_by_split(root) -> dict[str, set[str]]:
+    """The speakers of each split, read from the layout's speakers.csv."""
+    with open(root / "speakers.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    out: dict[str, set[str]] = {}
+    for r in rows:
+        assert (root / r["path"]).is_file(), r
+        out.setdefault(r["path"].split("/")[0], set()).add(r["speaker"])
+    return out
 
 
 @pytest.fixture
@@ -31,8 +43,8 @@ def test_folder_of_actors_becomes_the_layout(fake_ravdess, tmp_path):
     done = build_layout(str(fake_ravdess), out, emotions=EMO, train="1-2", test="5")
     assert done["n_clips"] == 12  # 3 actors x 4 emotions; neutral, song, video and actor 9 left out
     clips = list_clips(out)
-    assert sorted({c.actor for c in clips if c.split == "Train"}) == [1, 2]
-    assert sorted({c.actor for c in clips if c.split == "Test"}) == [5]
+    assert len(clips) == 12
+    assert speakers_by_split(out) == {"Train": {"1", "2"}, "Test": {"5"}}
     assert {c.class_name for c in clips} == {"Angry", "Calm", "Happy", "Sad"}
     assert all(c.path.name[6:8] == {"Angry": "05", "Calm": "02", "Happy": "03", "Sad": "04"}[c.class_name]
                for c in clips)
@@ -75,6 +87,7 @@ def test_confirm_actors_make_a_third_split(fake_ravdess, tmp_path):
     done = build_layout(str(fake_ravdess), out, emotions=EMO, train="1-2", test="5", confirm="9")
     assert done["n_clips"] == 16 and "Confirm/Angry" in done["per_folder"]
     clips = list_clips(out)
-    assert sorted({c.actor for c in clips if c.split == "Confirm"}) == [9]
+    assert {c.split for c in clips} == {"Train", "Test", "Confirm"}
+    assert speakers_by_split(out)["Confirm"] == {"9"}
     with pytest.raises(ConfigError, match="both the Test and the Confirm split"):
         build_layout(str(fake_ravdess), tmp_path / "x", emotions=EMO, train="1-2", test="5", confirm="5")
