@@ -352,21 +352,31 @@ def task_report():
 
 
 def task_data():
-    """Build the Train/Test layout from a RAVDESS copy: doit data --src PATH|URL [--out DIR] [--train 1-4] [--test 5-8] [--confirm 9-16]."""
+    """Build the Train/Test layout from a corpus: doit data --src PATH|URL [--corpus ravdess|emodb|cremad] [--out DIR] [--train LIST] [--test LIST] [--confirm LIST]."""
 
-    def build(src, out, train, test, confirm):
-        from ser import ravdess
+    def build(src, out, corpus, train, test, confirm):
+        from ser import corpus as corpora
 
         if not src:
-            return TaskFailed("doit data needs --src: a folder of RAVDESS Actor_NN folders, "
-                              "Audio_Speech_Actors_01-24.zip, or its URL")
+            return TaskFailed("doit data needs --src: a folder or zip of the corpus' WAV files (for RAVDESS: "
+                              "Actor_NN folders, Audio_Speech_Actors_01-24.zip, or its URL)")
         try:
-            done = ravdess.build_layout(src, out, emotions=dict(CONFIG.data.ravdess_emotions), train=train, test=test,
-                                        confirm=confirm)
+            c = corpora.get_corpus(corpus)
+            if c.name == "ravdess":
+                train = train or fmt(CONFIG.data.train_actors)
+                test = test or fmt(CONFIG.data.test_actors)
+                confirm = confirm or fmt(CONFIG.data.confirm_actors)
+            elif not (train and test):
+                raise ConfigError(f"doit data --corpus {c.name} needs --train and --test: the speakers of each split "
+                                  f"as numbers, e.g. --train 03,08-12 --test 13-16 (files are named like {c.example})")
+            done = corpora.build_layout(src, out, corpus=c.name, train=train, test=test, confirm=confirm)
         except SerError as exc:
             print(f"ERROR: {exc}", file=sys.stderr)
             return TaskFailed(str(exc))
-        print(f"data set written to {done['out_dir']}: {done['n_clips']} clips {done['per_folder']}")
+        print(f"data set written to {done['out_dir']}: {done['n_clips']} {c.title} clips {done['per_folder']}")
+        print("speakers: " + "; ".join(f"{s} {', '.join(v)}" for s, v in done["speakers"].items()))
+        if done["skipped"]:
+            print("skipped: " + ", ".join(f"{n} {why}" for why, n in done["skipped"].items()))
         print(f"build the report on it with: doit data_dir={done['out_dir']}")
         return None
 
@@ -374,13 +384,19 @@ def task_data():
     return {
         "actions": [build],
         "params": [
-            {"name": "src", "long": "src", "default": "", "help": "RAVDESS folder, zip or URL"},
+            {"name": "src", "long": "src", "default": "", "help": "the corpus' folder or zip (RAVDESS: also its URL)"},
             {"name": "out", "long": "out", "default": str(PROJECT_DIR / "data" / "EmotionSpeech"),
              "help": "where the layout is written (must not exist or be empty)"},
-            {"name": "train", "long": "train", "default": fmt(CONFIG.data.train_actors), "help": "training actors"},
-            {"name": "test", "long": "test", "default": fmt(CONFIG.data.test_actors), "help": "test actors"},
-            {"name": "confirm", "long": "confirm", "default": fmt(CONFIG.data.confirm_actors),
-             "help": "actors of an optional Confirm split (default: none)"},
+            {"name": "corpus", "long": "corpus", "default": "ravdess",
+             "choices": (("ravdess", "RAVDESS, 03-01-05-01-01-01-12.wav"), ("emodb", "Berlin EmoDB, 03a01Fa.wav"),
+                         ("cremad", "CREMA-D, 1001_DFA_ANG_XX.wav")),
+             "help": "how the files are named: ravdess (default), emodb or cremad"},
+            {"name": "train", "long": "train", "default": "",
+             "help": f"training speakers, e.g. 03,08-12 (RAVDESS default: {fmt(CONFIG.data.train_actors)})"},
+            {"name": "test", "long": "test", "default": "",
+             "help": f"test speakers (RAVDESS default: {fmt(CONFIG.data.test_actors)})"},
+            {"name": "confirm", "long": "confirm", "default": "",
+             "help": "speakers of an optional Confirm split (default: none)"},
         ],
         "uptodate": [False],
         "verbosity": 2,
