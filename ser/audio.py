@@ -120,7 +120,7 @@ def speech_onset_s(y: np.ndarray, sr_hz: int, *, rel_db: float = -30.0, margin_s
     not depend on the recording level), minus ``margin_s``, floored at 0.
 
     Most clips of the data set open with 0.5-1 s of silence (exact digital
-    zeros for some actors), so a fixed window from the file's start wastes a
+    zeros for some speakers), so a fixed window from the file's start wastes a
     third of itself; from the onset it holds the utterance. A silent clip
     starts at 0.
     """

@@ -1,8 +1,8 @@
 """The data-set card: what is in each split, and whether the splits leak.
 
 Leakage is checked two ways, across every pair of splits present (Train, Test
-and the optional Confirm): an actor found in two splits (from RAVDESS file
-names), and the same audio in two splits (SHA-256 of the decoded samples, so a
+and the optional Confirm): a speaker found in two splits (the speakers of
+:mod:`ser.speakers`), and every pair of clips with the same audio in two splits (SHA-256 of the decoded samples, so a
 re-encoded or renamed copy is caught too).
 
 The same per-clip hashes give the data set a fingerprint that names it in the
@@ -21,6 +21,7 @@ import numpy as np
 from .audio import audio_info, hop_samples, read_mono
 from .dataset import OPTIONAL_SPLITS, SPLITS, Clip
 from .metrics import wilson_interval
+from .speakers import speaker_order
 from .spectro import n_frames_of
 
 
@@ -32,7 +33,7 @@ def clip_record(clip: Clip) -> dict:
         "key": clip.key,
         "split": clip.split,
         "class": clip.class_name,
-        "actor": clip.actor,
+        "speaker": clip.speaker,
         "sr_hz": info.sr_hz,
         "channels": info.n_channels,
         "subtype": info.subtype,
@@ -62,7 +63,7 @@ def _describe(values) -> dict:
 
 
 def summarise(records: list[dict], class_names: list[str], data_dir: str, hop_s: float) -> dict:
-    """Counts per class and split, actors, sample rates, durations, channels, leakage."""
+    """Counts per class and split, speakers, sample rates, durations, channels, leakage."""
     card = {
         "data_dir": data_dir,  # the HTML appendix shows it; the PDF names the data by name and fingerprint
         "data_name": Path(data_dir).name,
@@ -75,13 +76,16 @@ def summarise(records: list[dict], class_names: list[str], data_dir: str, hop_s:
     for split in SPLITS + tuple(s for s in OPTIONAL_SPLITS if s in present):
         rs = [r for r in records if r["split"] == split]
         counts = Counter(r["class"] for r in rs)
-        actors = sorted({r["actor"] for r in rs if r["actor"] is not None})
+        speakers = sorted({r["speaker"] for r in rs if r["speaker"] is not None}, key=speaker_order)
+        per_speaker = Counter(r["speaker"] for r in rs if r["speaker"] is not None)
         frames = [n_frames_of(r["n_samples"], hop_samples(r["sr_hz"], hop_s)) for r in rs]
         card["splits"][split] = {
             "n_clips": len(rs),
             "per_class": {c: counts.get(c, 0) for c in class_names},
-            "actors": actors,
-            "actors_known": all(r["actor"] is not None for r in rs),
+            "speakers": speakers,
+            "clips_per_speaker": {a: per_speaker[a] for a in speakers},
+            "majority_rate": max(counts.values()) / len(rs) if rs else 0.0,
+            "speakers_known": all(r["speaker"] is not None for r in rs),
             "sample_rates_hz": sorted({r["sr_hz"] for r in rs}),
             "subtypes": sorted({r["subtype"] for r in rs}),
             "channels": {str(k): v for k, v in sorted(Counter(r["channels"] for r in rs).items())},
@@ -91,25 +95,27 @@ def summarise(records: list[dict], class_names: list[str], data_dir: str, hop_s:
             "shorter_than_200_frames": int(sum(f < 200 for f in frames)),
         }
     test = [r for r in records if r["split"] == "Test"]
-    shared_actors, dup_pairs = set(), []
+    shared_speakers, dup_pairs = set(), []
     names = list(card["splits"])
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             ra = [r for r in records if r["split"] == a]
             rb = [r for r in records if r["split"] == b]
-            shared_actors |= ({r["actor"] for r in ra if r["actor"] is not None}
-                              & {r["actor"] for r in rb if r["actor"] is not None})
-            hashes = {r["audio_sha256"]: r["key"] for r in rb}
-            dup_pairs += [[r["key"], hashes[r["audio_sha256"]]] for r in ra if r["audio_sha256"] in hashes]
-    shared_actors = sorted(shared_actors)
+            shared_speakers |= ({r["speaker"] for r in ra if r["speaker"] is not None}
+                              & {r["speaker"] for r in rb if r["speaker"] is not None})
+            in_b: dict[str, list[str]] = {}
+            for r in rb:
+                in_b.setdefault(r["audio_sha256"], []).append(r["key"])
+            dup_pairs += [[r["key"], k] for r in ra for k in in_b.get(r["audio_sha256"], [])]
+    shared_speakers = sorted(shared_speakers, key=speaker_order)
     # Width of a 95% interval on the test split, for an accuracy of 50%: how
     # far apart two models must be before the test split can tell them apart.
     lo, hi = wilson_interval(len(test) // 2, len(test))
     card["test_ci95_halfwidth_at_50"] = (hi - lo) / 2
     card["leakage"] = {
-        "shared_actors": shared_actors,
+        "shared_speakers": shared_speakers,
         "duplicate_audio": dup_pairs,
-        "clean": not shared_actors and not dup_pairs,
+        "clean": not shared_speakers and not dup_pairs,
     }
     return card
 
@@ -117,18 +123,23 @@ def summarise(records: list[dict], class_names: list[str], data_dir: str, hop_s:
 def leakage_warnings(card: dict) -> list[str]:
     """Plain sentences for the build log (empty when the splits are clean)."""
     out = []
-    if card["leakage"]["shared_actors"]:
-        out.append(f"actors in two splits: {card['leakage']['shared_actors']}")
+    if card["leakage"]["shared_speakers"]:
+        out.append(f"speakers in two splits: {card['leakage']['shared_speakers']}")
     for a, b in card["leakage"]["duplicate_audio"]:
         out.append(f"the same audio is in two splits: {a} and {b}")
     return out
 
 
-def build_card(clips: list[Clip], class_names: list[str], data_dir: str, hop_s: float) -> dict:
+def build_card(clips: list[Clip], class_names: list[str], data_dir: str, hop_s: float, source=None) -> dict:
+    """The card of ``clips``; ``source`` (a :class:`ser.speakers.SpeakerSource`)
+    says how the speakers were found."""
     from .io import map_clips
 
     records = map_clips(clip_record, clips, desc="data-set card")
     card = summarise(records, class_names, data_dir, hop_s)
+    if source is not None:
+        card["speaker_source"] = {"kind": source.kind, "detail": source.detail, "text": source.describe(),
+                                  "word": source.word}
     for w in leakage_warnings(card):
         print(f"WARNING: leakage: {w}", file=sys.stderr)
     return card

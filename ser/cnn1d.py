@@ -175,7 +175,7 @@ def speaker_levels(x: np.ndarray, speakers: Sequence) -> np.ndarray:
     ----------
     x : np.ndarray [shape=(n_clips, n_samples) or (n_clips, n_windows, n_samples)]
     speakers : sequence of hashable [shape=(n_clips,)]
-        Each clip's speaker, e.g. ``(split, actor)``.
+        Each clip's speaker, e.g. ``(split, speaker)``.
 
     Returns
     -------
@@ -231,13 +231,13 @@ class SpeakerWaves:
 
 
 def clip_speakers(clips) -> list[tuple[str, int]]:
-    """Each clip's speaker, ``(split, actor)``, for :func:`speaker_levels`; a
-    DataError naming the clips whose record carries no actor."""
-    missing = [str(c.path) for c in clips if c.actor is None]
+    """Each clip's speaker, ``(split, speaker)``, for :func:`speaker_levels`; a
+    DataError naming the clips whose record carries no speaker."""
+    missing = [str(c.path) for c in clips if c.speaker is None]
     if missing:
-        raise DataError(f"norm 'speaker_rms' needs each clip's speaker, and {len(missing)} clip(s) have no actor: "
+        raise DataError(f"norm 'speaker_rms' needs each clip's speaker, and {len(missing)} clip(s) have no speaker: "
                         + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
-    return [(c.split, c.actor) for c in clips]
+    return [(c.split, c.speaker) for c in clips]
 
 
 # -------------------------------------------------------------------- model
@@ -466,16 +466,16 @@ def describe(cfg, n_classes: int) -> dict:
 
 
 def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",), onset=None,
-              log: Callable[[str], None] | None = None) -> tuple[dict, dict]:
+              log: Callable[[str], None] | None = None, fold_options: dict | None = None) -> tuple[dict, dict]:
     """The 1D CNN through the shared protocol (:func:`ser.protocol.run_protocol`).
 
     Parameters
     ----------
     clips : list of :class:`ser.dataset.Clip`
-        Every split (``list_clips``); Train clips must carry RAVDESS actors.
+        Every split (``list_clips``); Train clips must carry RAVDESS speakers.
     cfg : :class:`ser.config.Cnn1dConfig`
         With a ``speaker_rms`` candidate, every clip (all splits) needs an
-        actor, and each split's inputs carry their speakers' levels.
+        speaker, and each split's inputs carry their speakers' levels.
     eval_splits : sequence of str
         The splits scored once by the final models, after every choice.
     onset : :class:`ser.config.OnsetConfig`, optional
@@ -491,7 +491,7 @@ def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",), onset=None,
     import dataclasses
 
     from .config import OnsetConfig
-    from .dataset import check_actor_disjoint, split_clips, training_actors
+    from .dataset import check_speaker_disjoint, split_clips, training_speakers
     from .protocol import EvalSplit, ProtocolConfig, run_protocol
 
     log = log or (lambda s: print(s, flush=True))
@@ -499,8 +499,8 @@ def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",), onset=None,
         torch.set_num_threads(int(cfg.threads))
     t0 = time.perf_counter()
     train = split_clips(clips, "Train")
-    actors = training_actors(train)
-    check_actor_disjoint(train, [c for s in eval_splits for c in split_clips(clips, s)])
+    speakers = training_speakers(train)
+    check_speaker_disjoint(train, [c for s in eval_splits for c in split_clips(clips, s)])
     classes = sorted({c.class_name for c in clips})
     cands = candidates(cfg)
     by_speaker = any(p["norm"] == "speaker_rms" for p in cands.values())
@@ -519,14 +519,14 @@ def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",), onset=None,
     def load_eval():
         return [EvalSplit(s, inputs(split_clips(clips, s)),
                           np.array([c.label for c in split_clips(clips, s)]),
-                          [c.key for c in split_clips(clips, s)], [c.actor for c in split_clips(clips, s)])
+                          [c.key for c in split_clips(clips, s)], [c.speaker for c in split_clips(clips, s)])
                 for s in eval_splits]
 
     pcfg = ProtocolConfig(max_epochs=cfg.max_epochs, smooth_epochs=cfg.smooth_epochs,
                           val_seeds=tuple(cfg.val_seeds), seeds=tuple(cfg.seeds))
-    results, trained = run_protocol(learner(cfg, len(classes)), cands, x_train, y_train, actors,
+    results, trained = run_protocol(learner(cfg, len(classes)), cands, x_train, y_train, speakers,
                                     classes=classes, load_eval=load_eval, pcfg=pcfg, log=log, name="cnn1d",
-                                    train_keys=[c.key for c in train])
+                                    train_keys=[c.key for c in train], fold_options=fold_options)
     results["timings_s"]["load_train"] = load_s
     results.update(describe(cfg, len(classes)))
     results["input"]["onset"] = dataclasses.asdict(onset or OnsetConfig())

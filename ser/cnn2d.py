@@ -193,91 +193,84 @@ def describe(cfg, n_classes: int) -> dict:
     }
 
 
-def run_cnn2d(image_root: str | os.PathLike, cfg, *, eval_splits: Sequence[str] = ("Test",),
-              log: Callable[[str], None] | None = None) -> tuple[dict, dict]:
-    """The 2D CNN through the shared protocol, on an exported image tree.
+def run_cnn2d(records: list[dict], cfg, *, classes: Sequence[str], eval_splits: Sequence[str] = ("Test",),
+              log: Callable[[str], None] | None = None, fold_options: dict | None = None) -> tuple[dict, dict]:
+    """The 2D CNN through the shared protocol, on the exported images.
 
     Parameters
     ----------
-    image_root : path
-        ``<root>/<Split>/<Class>/*.png`` as written by :func:`ser.images.export_images`
-        (and ``<root>/speaker_norm/<Split>/<Class>/*.png`` when a candidate
-        reads speaker-normalised images, ``cfg.speaker_norm``).
+    records : list of dict
+        The image manifest's records (:func:`ser.images.export_images`):
+        ``key``, ``split``, ``label``, ``speaker``, ``path`` and, when a
+        candidate reads speaker-normalised images (``cfg.speaker_norm``),
+        ``path_speaker``.
     cfg : :class:`ser.config.Cnn2dConfig`
+    classes : sequence of str
+        Class names in label order.
     eval_splits : sequence of str
         The splits scored once by the final models, after every choice.
+    fold_options : dict, optional
+        ``max_loso``, ``k`` and ``seed`` of :func:`ser.speakers.speaker_folds`.
 
     Returns
     -------
     (results, trained), as :func:`ser.cnn1d.run_cnn1d`; ``results["input"]["speaker_norm"]``
     says per candidate whether it read speaker-normalised images.
     """
-    from .dataset import check_actor_disjoint, image_records, training_actors
+    from .dataset import check_speaker_disjoint, training_speakers
     from .protocol import EvalSplit, ProtocolConfig, run_protocol
 
     log = log or (lambda s: None)
     t0 = time.perf_counter()
     cands = candidates(cfg)
     speaker = any(reads_speaker_input(p) for p in cands.values())
-    train = image_records(image_root, "Train")
-    classes = sorted({r["class_name"] for r in train})
-    actors = training_actors(train)
-    check_actor_disjoint(train, [r for s in eval_splits for r in image_records(image_root, s, classes=classes)])
+    by_split = {s: [r for r in records if r["split"] == s] for s in ("Train", *eval_splits)}
+    train = by_split["Train"]
+    speakers = training_speakers(train)
+    check_speaker_disjoint(train, [r for s in eval_splits for r in by_split[s]])
 
-    def load(split, recs):
+    def load(recs):
         # the inputs of INPUTS stacked on axis 1: raw, then (when read) speaker-normalised
         x, y = load_images(recs, cfg)
         if speaker:
-            x = np.concatenate([x, load_speaker_images(image_root, split, recs, cfg, classes=classes)], axis=1)
+            x = np.concatenate([x, load_speaker_images(recs, cfg)], axis=1)
         return x, y
 
-    x_train, y_train = load("Train", train)
+    x_train, y_train = load(train)
     load_s = time.perf_counter() - t0
 
     def load_eval():
         out = []
         for s in eval_splits:
-            recs = image_records(image_root, s, classes=classes)
-            x, y = load(s, recs)
-            out.append(EvalSplit(s, x, y, [r["key"] for r in recs], [r["actor"] for r in recs]))
+            x, y = load(by_split[s])
+            out.append(EvalSplit(s, x, y, [r["key"] for r in by_split[s]], [r["speaker"] for r in by_split[s]]))
         return out
 
     pcfg = ProtocolConfig(max_epochs=cfg.max_epochs, smooth_epochs=cfg.smooth_epochs,
                           val_seeds=tuple(cfg.val_seeds), seeds=tuple(cfg.seeds))
-    results, trained = run_protocol(learner(cfg, len(classes)), cands, x_train, y_train, actors,
-                                    classes=classes, load_eval=load_eval, pcfg=pcfg, final="all", log=log,
-                                    name="cnn2d", train_keys=[r["key"] for r in train])
+    results, trained = run_protocol(learner(cfg, len(classes)), cands, x_train, y_train, speakers,
+                                    classes=list(classes), load_eval=load_eval, pcfg=pcfg, final="all", log=log,
+                                    name="cnn2d", train_keys=[r["key"] for r in train],
+                                    fold_options=fold_options)
     results["timings_s"]["load_train"] = load_s
     results.update(describe(cfg, len(classes)))
     results["input"]["speaker_norm"] = {name: reads_speaker_input(p) for name, p in cands.items()}
     return results, trained
 
 
-def load_speaker_images(image_root: str | os.PathLike, split: str, records: list[dict], cfg, *,
-                        classes: list[str]) -> np.ndarray:
-    """The speaker-normalised inputs of ``records`` (raw image records of one split).
-
-    Read from ``<image_root>/speaker_norm/<split>``; the clips must be those of
-    ``records``, in the same order (:class:`ser.errors.DataError` otherwise).
+def load_speaker_images(records: list[dict], cfg) -> np.ndarray:
+    """The speaker-normalised inputs of ``records`` (image records carrying
+    ``path_speaker``, as :func:`ser.images.export_images` writes with
+    ``speaker_norm=True``; :class:`ser.errors.DataError` otherwise).
 
     Returns
     -------
     np.ndarray [shape=(n, 1, height, width), dtype=float32]
     """
-    from pathlib import Path
-
-    from .dataset import image_records
     from .errors import DataError
-    from .images import SPEAKER_DIR
 
-    root = Path(image_root) / SPEAKER_DIR
-    if not (root / split).is_dir():
-        raise DataError(f"{root / split}: missing; speaker-normalised candidates (cnn2d.speaker_norm) need the "
-                        "images export_images writes with speaker_norm=True")
-    spk = image_records(root, split, classes=classes)
-    keys, want = [r["key"] for r in spk], [r["key"] for r in records]
-    if keys != want:
-        diff = sorted(set(keys) ^ set(want))
-        raise DataError(f"{root / split}: the speaker-normalised images are not the clips of "
-                        f"{Path(image_root) / split} (first difference: {diff[0] if diff else 'order'})")
-    return load_images(spk, cfg)[0]
+    missing = [r["key"] for r in records if not r.get("path_speaker")]
+    if missing:
+        raise DataError(f"{missing[0]}: no speaker-normalised image; speaker-normalised candidates "
+                        "(cnn2d.speaker_norm) need the images export_images writes with speaker_norm=True")
+    return load_images([{**r, "path": r["path_speaker"]} for r in records], cfg)[0]

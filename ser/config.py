@@ -119,6 +119,14 @@ class DataConfig:
     train_actors: tuple[int, ...] = (1, 2, 3, 4)
     test_actors: tuple[int, ...] = (5, 6, 7, 8)
     confirm_actors: tuple[int, ...] = ()  # `doit data --confirm 9-16` adds a Confirm split
+    # Who speaks in each clip (ser.speakers): a speakers.csv at the data root wins; else this regular
+    # expression with a group (?P<speaker>...) matched against the file name; "" tries the RAVDESS,
+    # CREMA-D and EmoDB names; "none" opts in to clip-level folds that are not speaker-independent.
+    speaker_pattern: str = ""
+    # validation folds (SVM grid search and networks alike): leave one speaker out up to this many
+    # training speakers, StratifiedGroupKFold with k_folds folds above it
+    max_loso_speakers: int = 8
+    k_folds: int = 5
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """The EmotionSpeech layout: ``<root>/{Train,Test[,Confirm]}/<Class>/*.wav``.
 
-``Confirm`` is optional: a confirmation split of actors nobody designed
+``Confirm`` is optional: a confirmation split of speakers nobody designed
 against, scored once by the final models (never used for a choice).
 
 Classes are the class folders in alphabetical order, everywhere: labels,
-matrices and plots. RAVDESS file names (``03-01-EE-II-SS-RR-AA.wav``) give the
-actor, used to keep cross-validation folds actor-disjoint and to check that no
-actor is in both splits.
+matrices and plots. Every clip has a speaker (:mod:`ser.speakers`: a
+``speakers.csv``, a file-name pattern, or RAVDESS / CREMA-D / EmoDB names),
+used to keep validation folds speaker-disjoint and to check that no speaker
+is in two splits.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ RAVDESS_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.w
 
 
 def ravdess_actor(name: str) -> int | None:
-    """The actor of a RAVDESS file name or stem (``03-01-EE-II-SS-RR-AA[.wav|.png]``), or None."""
+    """The speaker of a RAVDESS file name or stem (``03-01-EE-II-SS-RR-AA[.wav|.png]``), or None."""
     m = RAVDESS_NAME.match(Path(name).stem + ".wav")
     return int(m.group(7)) if m else None
 
@@ -40,11 +41,7 @@ class Clip:
     split: str
     label: int
     class_name: str
-
-    @property
-    def actor(self) -> int | None:
-        """RAVDESS actor number, or None when the name is not RAVDESS."""
-        return ravdess_actor(self.path.name) if self.path.suffix.lower() == ".wav" else None
+    speaker: str | None = None  # None only when the data set opts out of speakers
 
     @property
     def key(self) -> str:
@@ -129,16 +126,35 @@ def present_splits(root: str | os.PathLike) -> tuple[str, ...]:
     return SPLITS + tuple(s for s in OPTIONAL_SPLITS if (Path(root) / s).is_dir())
 
 
-def list_clips(root: str | os.PathLike) -> list[Clip]:
+def list_clips(root: str | os.PathLike, speaker_pattern: str | None = None) -> list[Clip]:
     """Every clip of every split present, sorted by split (Train, Test,
-    Confirm), class, then file name.
+    Confirm), class, then file name, each with its speaker.
 
     The classes are Train's class folders in alphabetical order; every other
-    split must have the same ones (see :func:`folder_clips` for the other checks).
+    split must have the same ones (see :func:`folder_clips` for the other
+    checks). Speakers are found by :func:`ser.speakers.resolve_speakers`
+    (``speaker_pattern``: default ``[data] speaker_pattern`` of the
+    configuration); a clip without one is a :class:`DataError`.
     """
+    return list_clips_and_speakers(root, speaker_pattern)[0]
+
+
+def list_clips_and_speakers(root: str | os.PathLike, speaker_pattern: str | None = None):
+    """:func:`list_clips` and the :class:`ser.speakers.SpeakerSource` that says how the speakers were found."""
+    import dataclasses
+
+    from .speakers import resolve_speakers
+
+    if speaker_pattern is None:
+        from .config import CONFIG
+
+        speaker_pattern = CONFIG.data.speaker_pattern
     root = Path(root)
     names = class_names(root)
-    return [c for split in present_splits(root) for c in folder_clips(root / split, names)]
+    clips = [c for split in present_splits(root) for c in folder_clips(root / split, names)]
+    speakers, source = resolve_speakers(root, [c.key.rsplit("/", 1)[0] + "/" + c.path.name for c in clips],
+                                        speaker_pattern)
+    return [dataclasses.replace(c, speaker=s) for c, s in zip(clips, speakers)], source
 
 
 def eval_splits_of(clips: list[Clip]) -> tuple[str, ...]:
@@ -156,29 +172,32 @@ def _field(clip, name: str):
     return clip[name] if isinstance(clip, dict) else getattr(clip, name)
 
 
-def training_actors(train) -> "np.ndarray":
-    """The actor of every training clip (a :class:`Clip` or an image record),
-    for actor-disjoint validation folds; an error when a name is not RAVDESS."""
+def training_speakers(train) -> "np.ndarray | None":
+    """The speaker of every training clip (a :class:`Clip` or an image
+    record), for speaker-disjoint validation folds; None when the data set
+    has no speakers at all (``speaker_pattern = "none"``), an error when only
+    some clips have one."""
     import numpy as np
 
-    actors = [_field(c, "actor") for c in train]
-    if not actors:
+    speakers = [_field(c, "speaker") for c in train]
+    if not speakers:
         raise DataError("no training clips")
-    missing = [_field(c, "path") for c, a in zip(train, actors) if a is None]
+    if all(s is None for s in speakers):
+        return None
+    missing = [_field(c, "path") for c, s in zip(train, speakers) if s is None]
     if missing:
-        raise DataError(f"{missing[0]}: training clips need RAVDESS names (03-01-EE-II-SS-RR-AA); "
-                        "the actor sets the validation folds")
-    return np.array(actors)
+        raise DataError(f"{missing[0]}: no speaker known for this training clip; the speaker sets the validation folds")
+    return np.array(speakers, dtype=object)
 
 
-def check_actor_disjoint(train, others) -> None:
-    """An error when an actor of the training clips (Clips or image records)
-    is also in another split: validation by actor would then be no guide to
+def check_speaker_disjoint(train, others) -> None:
+    """An error when a speaker of the training clips (Clips or image records)
+    is also in another split: validation by speaker would then be no guide to
     unseen speakers, and an evaluation split would not be unseen."""
-    seen = {_field(c, "actor") for c in train} - {None}
+    seen = {_field(c, "speaker") for c in train} - {None}
     for c in others:
-        if _field(c, "actor") in seen:
-            raise DataError(f"actor {_field(c, 'actor')} is in both Train and {_field(c, 'split')} "
+        if _field(c, "speaker") in seen:
+            raise DataError(f"speaker {_field(c, 'speaker')} is in both Train and {_field(c, 'split')} "
                             f"(e.g. {_field(c, 'key')})")
 
 
@@ -186,8 +205,10 @@ def image_records(image_root: str | os.PathLike, split: str, *, classes: list[st
     """The images of one split of an image tree ``<root>/<split>/<Class>/*.png``.
 
     Classes are ``classes`` or the folders of ``<root>/Train`` in alphabetical
-    order; the actor comes from the RAVDESS name. Returns records (``key``,
-    ``split``, ``class_name``, ``label``, ``actor``, ``path``) sorted by class
+    order; the speaker is the RAVDESS actor of the name (as text), else None
+    (a build reads the image manifest instead, whose records carry every
+    clip's speaker: :func:`ser.images.export_images`). Returns records (``key``,
+    ``split``, ``class_name``, ``label``, ``speaker``, ``path``) sorted by class
     then file name.
     """
     root = Path(image_root)
@@ -205,8 +226,12 @@ def image_records(image_root: str | os.PathLike, split: str, *, classes: list[st
         if not files:
             raise DataError(f"{d}: holds no .png images")
         out += [{"key": f"{split}/{name}/{p.stem}.wav", "split": split, "class_name": name, "label": label,
-                 "actor": ravdess_actor(p.name), "path": str(p)} for p in files]
+                 "speaker": _text(ravdess_actor(p.name)), "path": str(p)} for p in files]
     return out
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
 
 
 def content_hash(path: Path) -> str:

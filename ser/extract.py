@@ -3,7 +3,7 @@
 The cache holds, for every band reading ("hz", "index") and feature kind
 (SC, SBW, SBE), a matrix ``X_<reading>_<kind>`` [n_clips, 5 * 200] whose rows
 are the clips' 5 x 200 feature matrices with their columns stacked, and the
-clips' keys, splits, labels and actors.
+clips' keys, splits, labels and speakers.
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def extract_features(clips: list[Clip], cfg, *, workers: int | None = None) -> d
 
 def clip_columns(clips: list[Clip]) -> dict[str, np.ndarray]:
     """The columns a feature cache stores beside its matrices: every clip's
-    key, split, label and actor (-1 when unknown), and the class names."""
+    key, split, label and speaker (text; "" when the data set has none), and the class names."""
     return {"key": np.array([c.key for c in clips]), "split": np.array([c.split for c in clips]),
             "label": np.array([c.label for c in clips], dtype=np.int64),
-            "actor": np.array([-1 if c.actor is None else c.actor for c in clips], dtype=np.int64),
+            "speaker": np.array(["" if c.speaker is None else str(c.speaker) for c in clips], dtype=str),
             "classes": np.array(sorted({c.class_name for c in clips}))}

@@ -20,7 +20,7 @@ FIGURES = {
     "cnn1d": {"curves": "cnn1d_curves.svg", "confusion": "cnn1d_confusion.svg"},
     "cnn2d": {"images": "cnn2d_images.png", "curves": "cnn2d_curves.svg", "confusion": "cnn2d_confusion.svg",
               "augmentation": "cnn2d_augmentation.svg"},
-    "summary": {"forest": "summary_forest.svg", "per_actor": "per_actor.svg"},
+    "summary": {"forest": "summary_forest.svg", "per_speaker": "per_speaker.svg"},
 }
 
 
@@ -70,7 +70,7 @@ def svm_accuracy_figure(svm: dict, path) -> None:
     for ax, reading in zip(axes, readings):
         kinds = svm["readings"][reading]["kinds"]
         groups = {}
-        for model, label in (("spec", "C=10, RBF (spec)"), ("tuned", "tuned by actor CV")):
+        for model, label in (("spec", "C=10, RBF (spec)"), ("tuned", "tuned by speaker CV")):
             groups[label] = [(k[model]["splits"]["Test"]["accuracy"], k[model]["splits"]["Test"]["accuracy_ci95"])
                              for k in kinds.values()]
         plot_accuracy_bars(list(kinds), groups, ax=ax, chance=1 / len(svm["classes"]))
@@ -134,7 +134,7 @@ def augmentation_figure(res: dict, path, split: str = "Test") -> None:
     fig, ax = plt.subplots(figsize=(5.2, 2.5), constrained_layout=True)
     x = np.arange(len(names))
     val = [100 * res["validation"]["candidates"][n]["score"] for n in names]
-    ax.bar(x - 0.2, val, 0.38, label="validation (training actors)", color="C1")
+    ax.bar(x - 0.2, val, 0.38, label="validation (training speakers)", color="C1")
     ax.bar(x + 0.2, [100 * summ[n]["mean"] for n in names], 0.38, yerr=[100 * summ[n]["std"] for n in names],
            capsize=3, label=f"{split.lower()}, mean ± std over seeds", color="C0")
     for i, n in enumerate(names):
@@ -160,28 +160,28 @@ def approaches(svm: dict, nets: dict[str, dict | None], split: str, anchors: dic
         for kind, k in svm["readings"]["hz"]["kinds"].items():
             t = k[m]["splits"][split]
             rows.append({"label": f"{label}, {kind}", "acc": t["accuracy"], "ci": t["accuracy_ci95"],
-                         "per_actor": t["per_actor"], "group": "svm"})
+                         "per_speaker": t["per_speaker"], "group": "svm"})
     for name, net in nets.items():
         if net is None:
             continue
         ev = net["models"][net["chosen"]]["splits"][split]
         rows.append({"label": f"{name}, mean of {len(ev['per_seed'])} seeds", "acc": ev["summary"]["mean"],
-                     "ci": ev["summary"]["mean_ci95"], "per_actor": ev["per_actor"]["seed_mean"], "group": name})
+                     "ci": ev["summary"]["mean_ci95"], "per_speaker": ev["per_speaker"]["seed_mean"], "group": name})
         rows.append({"label": f"{name}, seed ensemble", "acc": ev["ensemble"]["accuracy"],
-                     "ci": ev["ensemble"]["accuracy_ci95"], "per_actor": ev["per_actor"]["ensemble"], "group": name})
+                     "ci": ev["ensemble"]["accuracy_ci95"], "per_speaker": ev["per_speaker"]["ensemble"], "group": name})
     if anchors is not None:
         for kind, k in anchors["kinds"].items():
             for norm, r in k["tuned_by_norm"].items():
                 t = r["splits"][split]
                 how = "speaker-normalised" if norm == "speaker" else "as is"
                 rows.append({"label": f"{anchors['meta'][kind]['label']} SVM, {how}", "acc": t["accuracy"],
-                             "ci": t["accuracy_ci95"], "per_actor": t["per_actor"], "group": "anchors"})
+                             "ci": t["accuracy_ci95"], "per_speaker": t["per_speaker"], "group": "anchors"})
     if fusion is not None:
         for name, r in fusion["models"].items():
             t = r["splits"][split]
             label = "combined: SVM + 1D + 2D" if name == "task" else "combined: all, with anchors"
             rows.append({"label": label, "acc": t["accuracy"], "ci": t["accuracy_ci95"],
-                         "per_actor": t["per_actor"], "group": "combined"})
+                         "per_speaker": t["per_speaker"], "group": "combined"})
     return rows
 
 
@@ -212,8 +212,8 @@ def forest_figure(svm: dict, nets: dict[str, dict | None], path, anchors: dict |
     save_figure(fig, path)
 
 
-def per_actor_figure(svm: dict, nets: dict[str, dict | None], path, fusion: dict | None = None) -> None:
-    """Accuracy per evaluation actor: the spec SVM of the best feature type, the
+def per_speaker_figure(svm: dict, nets: dict[str, dict | None], path, fusion: dict | None = None) -> None:
+    """Accuracy per evaluation speaker: the spec SVM of the best feature type, the
     tuned SVM of the best feature type by cross-validation, and each network's
     seed ensemble; the speaker shift."""
     import numpy as np
@@ -222,21 +222,21 @@ def per_actor_figure(svm: dict, nets: dict[str, dict | None], path, fusion: dict
     splits = list(svm["keys"])
     fig, axes = plt.subplots(1, len(splits), figsize=(7.2, 2.8), sharey=True, constrained_layout=True,
                              squeeze=False, gridspec_kw={"width_ratios": [max(2, len(
-                                 approaches(svm, nets, s)[0]["per_actor"])) for s in splits]})
+                                 approaches(svm, nets, s)[0]["per_speaker"])) for s in splits]})
     for ax, s in zip(axes[0], splits):
         hz = svm["readings"]["hz"]
         keep = {f"spec SVM, {hz['best']}", f"tuned SVM, {hz['best_by_cv']}"}
         rows = [r for r in approaches(svm, nets, s, None, fusion)
                 if r["label"] in keep or (r["group"] != "svm" and "mean of" not in r["label"])]
-        actors = list(rows[0]["per_actor"])
-        x = np.arange(len(actors))
+        speakers = list(rows[0]["per_speaker"])
+        x = np.arange(len(speakers))
         for i, r in enumerate(rows):
             style = dict(marker="o", ms=3, lw=0.8) if r["group"] != "svm" else dict(marker=".", ms=3, lw=0.5, ls="--")
-            ax.plot(x, [100 * r["per_actor"][a] for a in actors], label=r["label"],
+            ax.plot(x, [100 * r["per_speaker"][a] for a in speakers], label=r["label"],
                     color=f"C{i}", **style)
         ax.axhline(100 / len(svm["classes"]), color="gray", ls=":", lw=0.8)
-        ax.set_xticks(x, actors)
-        ax.set_xlabel(f"{s} actor")
+        ax.set_xticks(x, speakers)
+        ax.set_xlabel(f"{s} speaker")
         ax.set_ylim(0, 100)
         ax.set_title(s)
     axes[0][0].set_ylabel("accuracy (%)")

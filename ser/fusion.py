@@ -4,13 +4,13 @@ Members and their probabilities:
 
 * an SVM: its decision values turned into probabilities by sigmoid
   calibration (scikit-learn's ``CalibratedClassifierCV``), calibrated by
-  leave-one-actor-out inside the clips it is trained on, so that no clip
+  leave-one-speaker-out inside the clips it is trained on, so that no clip
   calibrates the model that was fitted on it;
 * a network: the seed ensemble's mean softmax.
 
-The weights are chosen on the training actors only, from out-of-fold
+The weights are chosen on the training speakers only, from out-of-fold
 probabilities: every training clip is scored by models that never saw its
-actor (for an SVM, a calibrated SVM fitted on the other training actors; for
+speaker (for an SVM, a calibrated SVM fitted on the other training speakers; for
 a network, the validation runs of its chosen setting at the chosen epoch,
 validation seeds averaged). Every weight vector on a grid over the simplex is
 scored; the highest out-of-fold accuracy wins, ties go to the lower
@@ -80,8 +80,8 @@ def choose_weights(oof: Sequence[np.ndarray], y, *, step: float) -> dict:
             "equal_weights_oof_accuracy": float((equal.argmax(-1) == y).mean())}
 
 
-LOAO = "leave one actor out"
-ONE_ACTOR = "softmax of decision values (one actor left, no calibration)"
+LOSO = "leave one speaker out"
+ONE_ACTOR = "softmax of decision values (one speaker left, no calibration)"
 
 
 class _Softmax:
@@ -96,45 +96,63 @@ class _Softmax:
         return e / e.sum(axis=1, keepdims=True)
 
 
-def calibrated_svm(params: dict, X, y, groups, rows: np.ndarray, *, speakers=None, method: str = "sigmoid"):
+def calibrated_svm(params: dict, X, y, groups, rows: np.ndarray, *, speakers=None, method: str = "sigmoid",
+                   fold_options: dict | None = None):
     """The SVM of a parameter row (:mod:`ser.svm`), fitted on ``rows`` with
-    probabilities calibrated by leave-one-actor-out inside those rows, every
-    row's input as it reads them, and how the probabilities were made.
+    probabilities calibrated on speaker folds inside those rows
+    (:func:`ser.speakers.speaker_folds`; ``groups`` None: stratified folds),
+    every row's input as it reads them, and how the probabilities were made.
 
-    When ``rows`` hold a single actor (a model fitted without one of two
-    training actors), no speaker-independent calibration exists: the
+    When ``rows`` hold a single speaker (a model fitted without one of two
+    training speakers), no speaker-independent calibration exists: the
     probabilities are then the softmax of the decision values, and the
     returned name says so."""
     from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.model_selection import LeaveOneGroupOut
+
+    from .protocol import FOLD_DEFAULTS
+    from .speakers import speaker_folds
 
     from .svm import make_pipeline, prepare
 
     Xp = prepare(X, transform=params["transform"], norm=params["norm"], speakers=speakers)
-    y, groups = np.asarray(y), np.asarray(groups)
+    y = np.asarray(y)
     base = make_pipeline(kernel=params["kernel"], C=params["C"],
                          gamma=params["gamma"] if params["gamma"] is not None else "scale")
-    if len(np.unique(groups[rows])) < 2:
+    if groups is not None and len(set(np.asarray(groups)[rows].tolist())) < 2:
         return _Softmax(base.fit(Xp[rows], y[rows])), Xp, ONE_ACTOR
-    cv = list(LeaveOneGroupOut().split(Xp[rows], y[rows], groups[rows]))
-    return CalibratedClassifierCV(base, method=method, cv=cv).fit(Xp[rows], y[rows]), Xp, LOAO
+    folds, scheme = speaker_folds(None if groups is None else np.asarray(groups)[rows], y[rows],
+                                  **{**FOLD_DEFAULTS, **(fold_options or {})})
+    cv = [(tr, va) for _, tr, va in folds]
+    how = LOSO if scheme["scheme"] == "leave-one-speaker-out" else scheme["scheme"]
+    return CalibratedClassifierCV(base, method=method, cv=cv).fit(Xp[rows], y[rows]), Xp, how
 
 
-def svm_member(params: dict, X, y, split, groups, *, speakers=None, method: str = "sigmoid") -> dict:
-    """An SVM's out-of-fold probabilities on the training clips (each actor
-    scored by a calibrated SVM fitted on the other training actors) and its
-    final calibrated probabilities on every evaluation split."""
-    split, groups = np.asarray(split), np.asarray(groups)
+def svm_member(params: dict, X, y, split, groups, *, speakers=None, method: str = "sigmoid",
+               fold_options: dict | None = None) -> dict:
+    """An SVM's out-of-fold probabilities on the training clips (each
+    validation fold of :func:`ser.speakers.speaker_folds`, the folds every
+    model validates on, scored by a calibrated SVM fitted on the other
+    training clips) and its final calibrated probabilities on every
+    evaluation split."""
+    from .protocol import FOLD_DEFAULTS
+    from .speakers import speaker_folds
+
+    split = np.asarray(split)
+    groups = None if groups is None else np.asarray(groups)
     tr = split == "Train"
     oof = np.zeros((int(tr.sum()), len(np.unique(y))))
     tr_idx = np.flatnonzero(tr)
+    opts = {**FOLD_DEFAULTS, **(fold_options or {})}
+    folds, _ = speaker_folds(None if groups is None else groups[tr], np.asarray(y)[tr], **opts)
     hows = set()
-    for actor in np.unique(groups[tr]):
-        held = tr & (groups == actor)
-        model, Xp, how = calibrated_svm(params, X, y, groups, tr & ~held, speakers=speakers, method=method)
-        oof[np.isin(tr_idx, np.flatnonzero(held))] = model.predict_proba(Xp[held])
+    for _, f_tr, f_va in folds:
+        fit_rows = np.zeros(len(split), bool)
+        fit_rows[tr_idx[f_tr]] = True
+        model, Xp, how = calibrated_svm(params, X, y, groups, fit_rows, speakers=speakers, method=method,
+                                        fold_options=opts)
+        oof[f_va] = model.predict_proba(Xp[tr_idx[f_va]])
         hows.add(how)
-    model, Xp, how = calibrated_svm(params, X, y, groups, tr, speakers=speakers, method=method)
+    model, Xp, how = calibrated_svm(params, X, y, groups, tr, speakers=speakers, method=method, fold_options=opts)
     return {"oof": oof, "eval": {s: model.predict_proba(Xp[split == s]) for s in EVAL_SPLITS if (split == s).any()},
             "calibration": sorted(hows | {how})}
 
@@ -157,10 +175,10 @@ def network_member(net: dict, train_keys: Sequence[str], eval_keys: dict[str, Se
     return {"oof": oof, "eval": out}
 
 
-def combine(members: dict[str, dict], y_train, eval_y: dict[str, np.ndarray], eval_actors: dict[str, list],
+def combine(members: dict[str, dict], y_train, eval_y: dict[str, np.ndarray], eval_speakers: dict[str, list],
             classes: Sequence[str], *, step: float) -> dict:
     """Weights from the members' out-of-fold probabilities, then one pass over each evaluation split."""
-    from .protocol import per_actor
+    from .protocol import per_speaker
 
     names = list(members)
     choice = choose_weights([members[m]["oof"] for m in names], y_train, step=step)
@@ -169,7 +187,7 @@ def combine(members: dict[str, dict], y_train, eval_y: dict[str, np.ndarray], ev
     for s, y in eval_y.items():
         p = fuse([members[m]["eval"][s] for m in names], choice["weights"])
         pred = p.argmax(1)
-        out["splits"][s] = {**scores(y, pred, classes), "per_actor": per_actor(y, pred, eval_actors[s])}
+        out["splits"][s] = {**scores(y, pred, classes), "per_speaker": per_speaker(y, pred, eval_speakers[s])}
         out["pred"][s] = pred.tolist()
         out["proba"][s] = np.round(p, 6).tolist()
     return out
@@ -187,7 +205,7 @@ def subset_normalisation(params: dict, X, y, split, groups, speakers, *, split_n
     ``split_name`` normalised by the clips of one class only (every class in
     turn) instead of all their clips, against the usual normalisation, with
     the final SVM of ``params`` (which must use ``norm="speaker"``)."""
-    from .speakers import speaker_zscore
+    from .speakers import speaker_order, speaker_zscore
     from .svm import fit_params, prepare
 
     split, y, groups, speakers = map(np.asarray, (split, y, groups, speakers))
@@ -196,9 +214,9 @@ def subset_normalisation(params: dict, X, y, split, groups, speakers, *, split_n
     Xt = prepare(X, transform=params["transform"], norm="none")
     classes = np.unique(y)
     per = []
-    for a in sorted(np.unique(groups[split == split_name]).tolist()):
+    for a in sorted(set(groups[split == split_name].tolist()), key=speaker_order):
         mine = (split == split_name) & (groups == a)
-        row = {"actor": int(a), "n": int(mine.sum()), "all_clips": float((model.predict(Xp[mine]) == y[mine]).mean()),
+        row = {"speaker": str(a), "n": int(mine.sum()), "all_clips": float((model.predict(Xp[mine]) == y[mine]).mean()),
                "one_class": {}}
         for c in classes:
             Z = speaker_zscore(Xt[mine], speakers[mine], rows=y[mine] == c)
@@ -206,7 +224,7 @@ def subset_normalisation(params: dict, X, y, split, groups, speakers, *, split_n
         per.append(row)
     all_mean = float(np.mean([r["all_clips"] for r in per]))
     one = float(np.mean([v for r in per for v in r["one_class"].values()]))
-    return {"split": split_name, "params": params, "per_actor": per, "all_clips_mean": all_mean,
+    return {"split": split_name, "params": params, "per_speaker": per, "all_clips_mean": all_mean,
             "one_class_mean": one, "one_class_by_class": {int(c): float(np.mean([r["one_class"][int(c)] for r in per]))
                                                            for c in classes}}
 
@@ -219,23 +237,25 @@ def run_fusion(feats: dict, anchor_feats: dict | None, svm: dict, anchors: dict 
     ranked first by cross-validation, bands in Hz), the 1D CNN and the 2D CNN.
     ``all``: those and the anchors' tuned SVMs (``anchors`` results), when built.
     """
-    from .svm import speakers_of
+    from .protocol import fold_options
+    from .svm import groups_of, speakers_of
 
     classes = [str(c) for c in feats["classes"]]
-    y, split, groups = feats["label"], feats["split"], feats["actor"]
+    y, split, groups = feats["label"], feats["split"], groups_of(feats)
     speakers = speakers_of(feats)
     tr = split == "Train"
     train_keys = feats["key"][tr].tolist()
     evals = [s for s in EVAL_SPLITS if (split == s).any()]
     eval_keys = {s: feats["key"][split == s].tolist() for s in evals}
     eval_y = {s: y[split == s] for s in evals}
-    eval_actors = {s: groups[split == s].tolist() for s in evals}
+    eval_speakers = {s: groups[split == s].tolist() for s in evals}
     method = cfg.fusion.calibration
+    opts = fold_options(cfg)
 
     hz = svm["readings"]["hz"]
     kind = hz["best_by_cv"]
     members = {"svm": svm_member(hz["kinds"][kind]["tuned"]["params"], feats[f"X_hz_{kind}"], y, split, groups,
-                                 speakers=speakers, method=method)}
+                                 speakers=speakers, method=method, fold_options=opts)}
     labels = {"svm": f"tuned SVM on {kind}"}
     for name, net in nets.items():
         members[name] = network_member(net, train_keys, eval_keys)
@@ -246,7 +266,7 @@ def run_fusion(feats: dict, anchor_feats: dict | None, svm: dict, anchors: dict 
             raise ValueError("the anchor cache and the feature cache list different clips; re-run doit")
         for name, r in anchors["kinds"].items():
             members[name] = svm_member(r["tuned"]["params"], anchor_feats[f"X_{name}"], y, split, groups,
-                                       speakers=speakers, method=method)
+                                       speakers=speakers, method=method, fold_options=opts)
             labels[name] = f"tuned SVM on {anchors['meta'][name]['label']}"
     log(f"fusion: members {', '.join(members)}")
     out = {"classes": classes, "keys": eval_keys, "calibration": method,
@@ -256,7 +276,7 @@ def run_fusion(feats: dict, anchor_feats: dict | None, svm: dict, anchors: dict 
     if anchors is not None:
         combos["all"] = (list(members), cfg.fusion.step_all)
     for cname, (names, step) in combos.items():
-        out["models"][cname] = combine({m: members[m] for m in names}, y[tr], eval_y, eval_actors, classes, step=step)
+        out["models"][cname] = combine({m: members[m] for m in names}, y[tr], eval_y, eval_speakers, classes, step=step)
         r = out["models"][cname]
         log(f"fusion {cname}: weights {r['weights']} (out-of-fold {r['oof_accuracy']:.3f}); "
             + ", ".join(f"{s} {r['splits'][s]['accuracy']:.3f}" for s in evals))
@@ -277,4 +297,4 @@ def _subset_check(feats, anchor_feats, svm, anchors, speakers, split_name: str) 
         return None
     best, X, label = max(options, key=lambda o: o[0]["cv_mean"])  # first of equals
     return {"features": label, **subset_normalisation(best["params"], X, feats["label"], feats["split"],
-                                                      feats["actor"], speakers, split_name=split_name)}
+                                                      groups_of(feats), speakers, split_name=split_name)}

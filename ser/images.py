@@ -8,7 +8,7 @@ recorded in the results:
   ~1.1 kHz are narrower than an FFT bin and hold no bin at all: their rows are
   exactly zero, so ``log(X + 1e-9)`` is ``log(1e-9) = -20.7`` there and the
   spec's ``X.min()`` is that constant, not the signal. Frames of digital
-  silence (exact zeros, common in actors 2 and 4) do the same. Here the
+  silence (exact zeros, common in speakers 2 and 4) do the same. Here the
   minimum is taken over the entries that carry signal (``X > 0``); entries
   with ``X == 0`` (empty filters, zero padding, digital silence) are set to
   that minimum. Optionally the range is also cut to ``dynamic_range`` natural
@@ -377,36 +377,37 @@ def export_images(
     onset=None,
     speaker_norm: bool = False,
     log: Callable[[str], None] | None = None,
+    speaker_pattern: str | None = None,
 ) -> list[dict]:
     """Write every clip's image into an image-folder tree ``<out_root>/{Train,Test}/<Class>/``.
 
     ``speaker_norm=True`` also writes each clip's :func:`speaker_norm_image`
     into ``<out_root>/speaker_norm/<Split>/<Class>/`` under the same file name;
-    a speaker is (split, actor) and its statistics come from its clips of that
+    a speaker is (split, speaker) and its statistics come from its clips of that
     split (a first pass over the clips; the images are a second pass, which
     recomputes the mel rather than holding every clip's). Every clip then needs
-    an actor (:class:`DataError` otherwise). ``dynamic_range`` (log units) has
+    an speaker (:class:`DataError` otherwise). ``dynamic_range`` (log units) has
     no meaning for the normalised values and cannot be combined with it.
 
     Returns one record per clip (``key``, ``split``, ``class_name``, ``label``,
-    ``actor``, ``path``, and ``path_speaker`` with ``speaker_norm``), in
+    ``speaker``, ``path``, and ``path_speaker`` with ``speaker_norm``), in
     :func:`ser.dataset.list_clips` order.
     """
     from .dataset import list_clips
     from .io import map_clips
 
-    clips = list_clips(data_root)
+    clips = list_clips(data_root, speaker_pattern)
     t0 = time.perf_counter()
 
     if speaker_norm:
         if dynamic_range is not None:
             raise ConfigError(f"dynamic_range={dynamic_range} (log units) cannot be combined with speaker "
                               "normalisation (the normalised values are in units of the speaker's spread)")
-        missing = [c for c in clips if c.actor is None]
+        missing = [c for c in clips if c.speaker is None]
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise DataError(f"{missing[0].path}{more}: speaker normalisation needs the speaker, "
-                            "and the file name gives none (expected a RAVDESS name 03-01-EE-II-SS-RR-AA.wav)")
+            raise DataError(f"{missing[0].path}{more}: speaker normalisation needs the speaker, and the data set "
+                            "declares none; drop the speaker-normalised candidates ([cnn2d] speaker_norm = [])")
     mel_kw = dict(mel_cfg=mel_cfg, n_frames=n_frames, window=window, onset=onset)
 
     def one(c) -> tuple[dict, tuple | None]:
@@ -415,7 +416,7 @@ def export_images(
         write_png(p, log_mel_image(X, fix_floor=fix_floor, dynamic_range=dynamic_range,
                                    low_at_bottom=low_at_bottom))
         return ({"key": c.key, "split": c.split, "class_name": c.class_name,
-                 "label": c.label, "actor": c.actor, "path": str(p)},
+                 "label": c.label, "speaker": c.speaker, "path": str(p)},
                 log_mel_row_stats(X) if speaker_norm else None)
 
     # Clips over the cores (threads: the FFT, the sparse product and PNG
@@ -423,11 +424,11 @@ def export_images(
     done = map_clips(one, clips, desc="spectrogram images")
     records = [r for r, _ in done]
     if speaker_norm:
-        norms = speaker_row_stats_by(((c.split, c.actor), c.path.name, st) for c, (_, st) in zip(clips, done))
+        norms = speaker_row_stats_by(((c.split, c.speaker), c.path.name, st) for c, (_, st) in zip(clips, done))
 
         def two(c) -> str:
             p = speaker_image_path(out_root, c)
-            write_png(p, speaker_norm_image(clip_mel(c.path, **mel_kw), *norms[(c.split, c.actor)],
+            write_png(p, speaker_norm_image(clip_mel(c.path, **mel_kw), *norms[(c.split, c.speaker)],
                                             low_at_bottom=low_at_bottom))
             return str(p)
 

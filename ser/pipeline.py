@@ -20,13 +20,16 @@ def say(msg: str) -> None:
 
 
 def build_card(data_dir, out_json, cfg) -> None:
-    """Data-set card (clips, actors, sample rates, durations, leakage)."""
+    """Data-set card (clips, speakers, sample rates, durations, leakage)."""
     from .card import build_card as _card
 
     say(f"data set: {data_dir}")
     t0 = time.perf_counter()
-    clips = list_clips(data_dir)
-    card = _card(clips, class_names(data_dir), str(data_dir), cfg.mel.hop_s)
+    from .dataset import list_clips_and_speakers
+
+    clips, source = list_clips_and_speakers(data_dir, cfg.data.speaker_pattern)
+    say(f"speakers: {source.describe()}")
+    card = _card(clips, class_names(data_dir), str(data_dir), cfg.mel.hop_s, source)
     card["seconds"] = time.perf_counter() - t0
     save_json(out_json, card)
 
@@ -65,7 +68,9 @@ def build_svm(features_npz, out_json, cfg) -> None:
     from .svm import run_svms
 
     t0 = time.perf_counter()
-    results = run_svms(load_npz(features_npz), cfg, log=say)
+    from .protocol import fold_options
+
+    results = run_svms(load_npz(features_npz), cfg, log=say, fold_options=fold_options(cfg))
     results["seconds"] = time.perf_counter() - t0
     save_json(out_json, results)
 
@@ -79,7 +84,8 @@ def build_anchors(data_dir, out_npz, out_json, cfg) -> None:
     speaker normalisation)."""
     from .anchors import ANCHORS, anchor_features
     from .extract import clip_columns
-    from .svm import evaluate_feature, speakers_of
+    from .protocol import fold_options
+    from .svm import evaluate_feature, groups_of, speakers_of
 
     _torch_threads()
     say(f"data set: {data_dir}")
@@ -91,14 +97,14 @@ def build_anchors(data_dir, out_npz, out_json, cfg) -> None:
         seconds[kind] = time.perf_counter() - t0
     arrays.update(clip_columns(clips))
     save_npz(out_npz, **arrays)
-    y, split, groups = arrays["label"], arrays["split"], arrays["actor"]
+    y, split, groups = arrays["label"], arrays["split"], groups_of(arrays)
     speakers = speakers_of(arrays)
     classes = [str(c) for c in arrays["classes"]]
     kinds = {}
     for kind in cfg.anchors.kinds:
         t0 = time.perf_counter()
         kinds[kind] = evaluate_feature(arrays[f"X_{kind}"], y, split, groups, classes, cfg.svm, seed=cfg.seed,
-                                       speakers=speakers)
+                                       speakers=speakers, fold_options=fold_options(cfg))
         by = kinds[kind]["tuned_by_norm"]
         say(f"anchor {kind}: tuned {kinds[kind]['tuned']['params']} cv {kinds[kind]['tuned']['cv_mean']:.3f}; "
             + ", ".join(f"{n}: cv {r['cv_mean']:.3f}" for n, r in by.items()))
@@ -110,7 +116,7 @@ def build_anchors(data_dir, out_npz, out_json, cfg) -> None:
 
 
 def build_fusion(features_npz, anchors_npz, svm_json, anchors_json, cnn1d_json, cnn2d_json, out_json, cfg) -> None:
-    """The combined models (ser.fusion): weights from the training actors'
+    """The combined models (ser.fusion): weights from the training speakers'
     out-of-fold probabilities, each evaluation split scored once."""
     from .fusion import run_fusion
 
@@ -200,7 +206,10 @@ def build_cnn1d(data_dir, models_dir, out_json, cfg) -> None:
     from .dataset import eval_splits_of
 
     clips = list_clips(data_dir)
-    results, trained = run_cnn1d(clips, cfg.cnn1d, eval_splits=eval_splits_of(clips), onset=cfg.onset, log=say)
+    from .protocol import fold_options
+
+    results, trained = run_cnn1d(clips, cfg.cnn1d, eval_splits=eval_splits_of(clips), onset=cfg.onset, log=say,
+                                 fold_options=fold_options(cfg))
     save_network(results, trained, models_dir, "cnn1d", out_json)
 
 
@@ -228,7 +237,7 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
         for k in ("path", "path_speaker"):
             if k in r:
                 r[k] = str(out_root / Path(r[k]).relative_to(tmp))
-    save_json(manifest_json, {"root": str(out_root),
+    save_json(manifest_json, {"root": str(out_root), "classes": class_names(data_dir),
                               "export": {**{k: getattr(c, k) for k in ("n_frames", "window", "fix_floor",
                                                                        "dynamic_range", "low_at_bottom", "size_hw",
                                                                        "interpolation")},
@@ -243,7 +252,10 @@ def build_cnn2d(images_json, models_dir, out_json, cfg) -> None:
     _torch_threads()
     manifest = load_json(images_json)
     splits = [s for s in EVAL_SPLITS if any(r["split"] == s for r in manifest["records"])]
-    results, trained = run_cnn2d(manifest["root"], cfg.cnn2d, eval_splits=splits, log=say)
+    from .protocol import fold_options
+
+    results, trained = run_cnn2d(manifest["records"], cfg.cnn2d, classes=manifest["classes"], eval_splits=splits,
+                                 log=say, fold_options=fold_options(cfg))
     save_network(results, trained, models_dir, "cnn2d", out_json)
 
 
@@ -289,19 +301,19 @@ def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, predictions_csv, a
 
 def figure_summary(svm_json, cnn1d_json, cnn2d_json, out: dict, anchors_json=None, fusion_json=None) -> None:
     """Every approach with its 95% interval per evaluation split (forest plot),
-    and every approach's accuracy per evaluation actor."""
-    from .figures import forest_figure, per_actor_figure
+    and every approach's accuracy per evaluation speaker."""
+    from .figures import forest_figure, per_speaker_figure
 
     opt = lambda p: load_json(p) if p is not None and Path(p).is_file() else None  # noqa: E731
     svm, nets = load_json(svm_json), {"1D CNN": opt(cnn1d_json), "2D CNN": opt(cnn2d_json)}
     anchors, fusion = opt(anchors_json), opt(fusion_json)
     forest_figure(svm, nets, out["forest"], anchors, fusion)
-    per_actor_figure(svm, nets, out["per_actor"], fusion)
+    per_speaker_figure(svm, nets, out["per_speaker"], fusion)
 
 
 def build_design(study_json, out_json) -> None:
     """The design study's validation tables (bench/design_study.py, training
-    actors only), as rows for the report's appendix."""
+    speakers only), as rows for the report's appendix."""
     study = load_json(study_json)
     tables = {}
     for net in ("1d", "2d"):

@@ -81,21 +81,21 @@ def _ensemble(res: dict, lrn, load_model, x, task: str) -> np.ndarray:
 
 
 def new_speakers(paths, log=print) -> list:
-    """Speakers of new clips, for the ``speaker_rms`` level: the RAVDESS actor
-    of the name, over every clip given. A clip without an actor in its name,
-    or the only clip of its actor, is its own speaker (its level is its own
+    """Speakers of new clips, for the ``speaker_rms`` level: the RAVDESS speaker
+    of the name, over every clip given. A clip without an speaker in its name,
+    or the only clip of its speaker, is its own speaker (its level is its own
     RMS); those clips are named in the log."""
     from collections import Counter
 
     from .dataset import ravdess_actor
 
-    actors = [ravdess_actor(Path(p).name) for p in paths]
-    count = Counter(actors)
-    alone = [p for p, a in zip(paths, actors) if a is None or count[a] == 1]
+    speakers = [ravdess_actor(Path(p).name) for p in paths]
+    count = Counter(speakers)
+    alone = [p for p, a in zip(paths, speakers) if a is None or count[a] == 1]
     if alone:
         log(f"1D CNN, speaker_rms: no other clip of the same speaker for {len(alone)} clip(s), each scaled by "
             f"its own RMS level instead of its speaker's: {', '.join(Path(p).name for p in alone)}")
-    return [("clip", str(p)) if a is None or count[a] == 1 else ("actor", a) for p, a in zip(paths, actors)]
+    return [("clip", str(p)) if a is None or count[a] == 1 else ("speaker", a) for p, a in zip(paths, speakers)]
 
 
 def cnn1d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR, *,
@@ -122,8 +122,8 @@ def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR,
     exactly as the export writes them).
 
     When the reported setting reads speaker-normalised images, a speaker
-    (the RAVDESS actor of the file name) is normalised by their clips among
-    ``paths``. A clip that is its speaker's only one here, or names no actor,
+    (the RAVDESS speaker of the file name) is normalised by their clips among
+    ``paths``. A clip that is its speaker's only one here, or names no speaker,
     has no such statistics: the raw-input setting with the best validation
     score classifies it instead, and ``log`` names those clips.
     """
@@ -160,14 +160,14 @@ def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR,
     name = f"2D CNN, {chosen}, seed ensemble"
     if not speaker:
         return name, probs_of(chosen, x)
-    actors = [ravdess_actor(Path(p).name) for p in paths]
-    n_clips = Counter(a for a in actors if a is not None)
-    ok = np.array([a is not None and n_clips[a] > 1 for a in actors], dtype=bool)
+    speakers = [ravdess_actor(Path(p).name) for p in paths]
+    n_clips = Counter(a for a in speakers if a is not None)
+    ok = np.array([a is not None and n_clips[a] > 1 for a in speakers], dtype=bool)
     probs = np.zeros((len(paths), n))
     if ok.any():  # pass 2: the speaker-normalised images, stacked behind the raw ones (cnn2d.INPUTS)
-        norms = speaker_row_stats_by((a, Path(p).name, st) for a, p, st, k in zip(actors, paths, stats, ok) if k)
+        norms = speaker_row_stats_by((a, Path(p).name, st) for a, p, st, k in zip(speakers, paths, stats, ok) if k)
         x_spk = np.stack([to_input(speaker_norm_image(clip_mel(p, **mel_kw), *norms[a], low_at_bottom=c.low_at_bottom))
-                          for p, a, k in zip(paths, actors, ok) if k])
+                          for p, a, k in zip(paths, speakers, ok) if k])
         probs[ok] = probs_of(chosen, np.concatenate([x[ok], x_spk], axis=1))
     if not ok.all():
         raws = [m for m, v in res["models"].items() if not cnn2d.reads_speaker_input(v["params"])]
@@ -175,7 +175,7 @@ def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR,
             raise SerError(f"{results_dir}/cnn2d.json: no raw-input 2D model for clips without a speaker's statistics")
         fallback = max(raws, key=lambda m: res["validation"]["candidates"][m]["score"])
         lone = [Path(p).name for p, k in zip(paths, ok) if not k]
-        log(f"2D CNN: {len(lone)} clip(s) without another clip of the same speaker (RAVDESS actor) here, so without "
+        log(f"2D CNN: {len(lone)} clip(s) without another clip of the same speaker (RAVDESS speaker) here, so without "
             f"speaker statistics, classified by '{fallback}' (raw input, best raw validation score) instead of "
             f"'{chosen}': {', '.join(lone)}")
         probs[~ok] = probs_of(fallback, x[~ok])
@@ -201,7 +201,7 @@ def classify(folder, out_csv=None, *, cfg=CONFIG, results_dir=RESULTS_DIR, cache
         pred = values.argmax(1)
         result["models"][name] = {"pred": [classes[i] for i in pred]}
         for p, lb, k, v in zip(paths, labels, pred, values):
-            rows.append({"clip": str(p), "split": "", "actor": "", "true_class": lb or "", "model": name,
+            rows.append({"clip": str(p), "split": "", "speaker": "", "true_class": lb or "", "model": name,
                          "predicted_class": classes[k], "correct": "" if lb is None else int(lb == classes[k]),
                          "scores_kind": "decision" if "SVM" in name else "probability",
                          **{f"score_{c}": round(float(x), 4) for c, x in zip(classes, v)}})

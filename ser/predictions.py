@@ -11,11 +11,11 @@ import csv
 import io
 from collections import Counter
 
-CSV_FIELDS = ("clip", "split", "actor", "true_class", "model", "predicted_class", "correct", "scores_kind")
+CSV_FIELDS = ("clip", "split", "speaker", "true_class", "model", "predicted_class", "correct", "scores_kind")
 
 
-def _row(key, split, actor, classes, y_true, model, y_pred, values, kind) -> dict:
-    row = {"clip": key, "split": split, "actor": "" if actor is None else actor, "true_class": classes[y_true],
+def _row(key, split, speaker, classes, y_true, model, y_pred, values, kind) -> dict:
+    row = {"clip": key, "split": split, "speaker": "" if speaker is None else speaker, "true_class": classes[y_true],
            "model": model, "predicted_class": classes[y_pred], "correct": int(y_true == y_pred), "scores_kind": kind}
     row.update({f"score_{c}": v for c, v in zip(classes, values)})
     return row
@@ -28,7 +28,7 @@ def _svm_kind_rows(kinds: dict, keys_by_split: dict, classes, name) -> list[dict
             for split, keys in keys_by_split.items():
                 y_true = _labels(keys, classes)
                 for key, t, p, d in zip(keys, y_true, k[m]["pred"][split], k[m]["decision"][split]):
-                    rows.append(_row(key, split, _actor(key), classes, t, name(m, kind), p, d, "decision"))
+                    rows.append(_row(key, split, _speaker(key), classes, t, name(m, kind), p, d, "decision"))
     return rows
 
 
@@ -53,7 +53,7 @@ def fusion_rows(fusion: dict) -> list[dict]:
     for name, r in fusion["models"].items():
         for split, keys in fusion["keys"].items():
             for key, t, p, v in zip(keys, _labels(keys, classes), r["pred"][split], r["proba"][split]):
-                rows.append(_row(key, split, _actor(key), classes, t, f"combined {name}", p, v, "probability"))
+                rows.append(_row(key, split, _speaker(key), classes, t, f"combined {name}", p, v, "probability"))
     return rows
 
 
@@ -67,8 +67,8 @@ def network_rows(net: dict, name: str) -> list[dict]:
                       for s in pr["pred_per_seed"]]
             models.append((f"{name} '{cand}' seed ensemble", pr["ensemble_pred"], pr["ensemble_proba"]))
             for model, preds, probas in models:
-                for key, actor, t, p, v in zip(pr["keys"], pr["actors"], pr["y_true"], preds, probas):
-                    rows.append(_row(key, split, actor, classes, t, model, p, v, "probability"))
+                for key, speaker, t, p, v in zip(pr["keys"], pr["speakers"], pr["y_true"], preds, probas):
+                    rows.append(_row(key, split, speaker, classes, t, model, p, v, "probability"))
     return rows
 
 
@@ -76,7 +76,7 @@ def _labels(keys, classes) -> list[int]:
     return [classes.index(k.split("/")[1]) for k in keys]
 
 
-def _actor(key: str):
+def _speaker(key: str):
     from .dataset import ravdess_actor
 
     return ravdess_actor(key.rsplit("/", 1)[-1])
@@ -124,7 +124,7 @@ def hardest_clips(rows: list[dict], n: int = 10, *, models: set[str] | None = No
     for r in rows:
         if r["model"] not in keep:
             continue
-        c = per_clip.setdefault(r["clip"], {"clip": r["clip"], "split": r["split"], "actor": r["actor"],
+        c = per_clip.setdefault(r["clip"], {"clip": r["clip"], "split": r["split"], "speaker": r["speaker"],
                                             "true_class": r["true_class"], "n_models": 0, "wrong": Counter()})
         c["n_models"] += 1
         if not r["correct"]:
@@ -132,7 +132,7 @@ def hardest_clips(rows: list[dict], n: int = 10, *, models: set[str] | None = No
     out = []
     for c in per_clip.values():
         n_wrong = sum(c["wrong"].values())
-        out.append({**{k: c[k] for k in ("clip", "split", "actor", "true_class", "n_models")},
+        out.append({**{k: c[k] for k in ("clip", "split", "speaker", "true_class", "n_models")},
                     "n_wrong": n_wrong, "share_wrong": n_wrong / c["n_models"],
                     "taken_for": c["wrong"].most_common(1)[0][0] if n_wrong else None})
     out.sort(key=lambda c: -c["share_wrong"])  # stable: clip order on ties

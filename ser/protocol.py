@@ -1,7 +1,7 @@
 """The evaluation protocol every trained network follows, in one place.
 
-1. **Validation inside the training actors.** For every candidate setting,
-   leave-one-actor-out over the training actors (scikit-learn's
+1. **Validation inside the training speakers.** For every candidate setting,
+   leave-one-speaker-out over the training speakers (scikit-learn's
    ``LeaveOneGroupOut``, as the SVMs use), once per validation seed. The fold
    runs' validation curves are averaged (each fold weighted by its clips, so
    the mean is the accuracy over all held-out clips), smoothed by a centred
@@ -64,7 +64,16 @@ class EvalSplit:
     x: Any
     y: np.ndarray
     keys: list[str]
-    actors: list[int | None]
+    speakers: list[int | None]
+
+
+FOLD_DEFAULTS = {"max_loso": 8, "k": 5, "seed": 0}
+""":func:`ser.speakers.speaker_folds`'s options when a caller gives none ([data] of the configuration)."""
+
+
+def fold_options(cfg) -> dict:
+    """:func:`ser.speakers.speaker_folds`'s options from a :class:`ser.config.Config`."""
+    return {"max_loso": cfg.data.max_loso_speakers, "k": cfg.data.k_folds, "seed": cfg.seed}
 
 
 @dataclass(frozen=True)
@@ -91,24 +100,13 @@ def choose_epochs(mean_val_acc: Sequence[float], smooth_epochs: int) -> tuple[in
     return best + 1, float(sm[best])
 
 
-def loao_folds(groups: Sequence[int]) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """``(held-out actor, train indices, validation indices)`` per actor, sorted."""
-    from sklearn.model_selection import LeaveOneGroupOut
-
-    groups = np.asarray(groups)
-    folds = []
-    for tr, va in LeaveOneGroupOut().split(np.zeros(len(groups)), groups=groups):
-        folds.append((int(groups[va[0]]), tr, va))
-    return sorted(folds, key=lambda f: f[0])
-
-
 def ensemble_curve(runs: list[dict]) -> np.ndarray | None:
     """Validation accuracy per epoch of the validation seeds' ensemble: in
     each fold, the seeds' class probabilities averaged; pooled over folds.
     None without several seeds per fold (or without recorded probabilities)."""
     folds: dict[int, list[dict]] = {}
     for r in runs:
-        folds.setdefault(r["actor"], []).append(r)
+        folds.setdefault(r["speaker"], []).append(r)
     if any(len(f) < 2 or any("val_proba" not in r for r in f) for f in folds.values()):
         return None
     correct = sum((np.mean([r["val_proba"] for r in f], axis=0).argmax(-1) == f[0]["y_val"]).sum(axis=-1)
@@ -134,7 +132,7 @@ def out_of_fold_proba(runs: list[dict], n_clips: int, epochs: int) -> np.ndarray
 
 
 def declare(row: dict) -> dict:
-    """The model the report judges, chosen on the training actors: the seed
+    """The model the report judges, chosen on the training speakers: the seed
     ensemble when the validation seeds' ensemble is at least as accurate as
     a single seed at the chosen epoch (both smoothed), else a single model
     (reported as the mean over seeds)."""
@@ -143,18 +141,20 @@ def declare(row: dict) -> dict:
     return {"model": model, "val_single": row["score"], "val_ensemble": ens}
 
 
-def validate_candidate(learner: Learner, params: dict, x, y, groups, pcfg: ProtocolConfig,
+def validate_candidate(learner: Learner, params: dict, x, y, folds, pcfg: ProtocolConfig,
                        *, log: Callable[[str], None], label: str = "") -> dict:
-    """Leave-one-actor-out for one candidate, every validation seed; its row
-    of the validation table (score, epochs, mean curves, per-fold numbers)."""
+    """The validation folds (``[(name, train_idx, val_idx)]``, from
+    :func:`ser.speakers.speaker_folds`) for one candidate, every validation
+    seed; its row of the validation table (score, epochs, mean curves,
+    per-fold numbers; a fold's ``speaker`` is its name)."""
     runs = []
-    for actor, tr, va in loao_folds(groups):
+    for speaker, tr, va in folds:
         for vs in pcfg.val_seeds:
             _, h = learner.fit(params, x[tr], y[tr], seed=vs, epochs=pcfg.max_epochs,
                                x_val=x[va], y_val=y[va], log=lambda s: None)
-            log(f"{label} actor {actor} seed {vs}: val acc last {h['val_acc'][-1]:.3f}, "
+            log(f"{label} speaker {speaker} seed {vs}: val acc last {h['val_acc'][-1]:.3f}, "
                 f"best {max(h['val_acc']):.3f} ({h['seconds']:.0f} s)")
-            runs.append({"actor": actor, "seed": int(vs), "n_val": int(len(va)), "y_val": y[va], "val_idx": va, **h})
+            runs.append({"speaker": speaker, "seed": int(vs), "n_val": int(len(va)), "y_val": y[va], "val_idx": va, **h})
     w = np.array([r["n_val"] for r in runs], float)
     mean_acc = np.average([r["val_acc"] for r in runs], axis=0, weights=w)
     mean_loss = np.average([r["val_loss"] for r in runs], axis=0, weights=w)
@@ -177,29 +177,36 @@ def validate_candidate(learner: Learner, params: dict, x, y, groups, pcfg: Proto
         "mean_val_acc": mean_acc.tolist(),
         "mean_val_loss": mean_loss.tolist(),
         "smoothed_val_acc": moving_average(mean_acc, pcfg.smooth_epochs).tolist(),
-        "per_actor_at_epochs": {str(a): float(np.mean([r["val_acc"][epochs - 1] for r in runs if r["actor"] == a]))
-                                for a in sorted({r["actor"] for r in runs})},
-        "per_fold": [{"actor": r["actor"], "seed": r["seed"], "n_val": r["n_val"],
+        "per_speaker_at_epochs": {str(a): float(np.mean([r["val_acc"][epochs - 1] for r in runs if r["speaker"] == a]))
+                                for a in dict.fromkeys(r["speaker"] for r in runs)},
+        "per_fold": [{"speaker": r["speaker"], "seed": r["seed"], "n_val": r["n_val"],
                       "val_acc_at_epochs": float(r["val_acc"][epochs - 1]),
                       "best_val_acc": float(max(r["val_acc"])), "last_val_acc": float(r["val_acc"][-1])}
                      for r in runs],
         "histories": runs,
         "seconds": float(sum(r["seconds"] for r in runs)),
-        # every training clip's class probabilities from the fold that held its actor out
+        # every training clip's class probabilities from the fold that held its speaker out
         # (validation seeds averaged, at the chosen epoch): what a combined model is fitted on
         "oof_proba": None if oof is None else np.round(oof, 6).tolist(),
     }
 
 
 def validate(learner: Learner, candidates: dict[str, dict], x, y, groups, pcfg: ProtocolConfig,
-             *, log: Callable[[str], None], name: str = "") -> dict:
+             *, log: Callable[[str], None], name: str = "", fold_options: dict | None = None) -> dict:
     """The validation table over ``candidates`` ({name: params}) and the winner.
 
-    Only the training arrays come in: no evaluation split can reach a fit.
+    ``groups``: each training clip's speaker (None: a data set without
+    speakers); the folds are :func:`ser.speakers.speaker_folds` with
+    ``fold_options`` (``max_loso``, ``k``, ``seed``; default: leave one
+    speaker out up to 8 speakers, else 5 folds). Only the training arrays
+    come in: no evaluation split can reach a fit.
     """
+    from .speakers import speaker_folds
+
+    folds, scheme = speaker_folds(groups, y, **{**FOLD_DEFAULTS, **(fold_options or {})})
     rows = {}
     for i, (cname, params) in enumerate(candidates.items()):
-        rows[cname] = validate_candidate(learner, params, x, y, groups, pcfg, log=log,
+        rows[cname] = validate_candidate(learner, params, x, y, folds, pcfg, log=log,
                                          label=f"{name} val {cname}")
         r = rows[cname]
         log(f"{name} val {i + 1}/{len(candidates)} '{cname}': smoothed val acc {r['score']:.3f} "
@@ -207,7 +214,7 @@ def validate(learner: Learner, candidates: dict[str, dict], x, y, groups, pcfg: 
     order = sorted(rows, key=lambda k: -rows[k]["score"])  # stable: the first listed wins ties
     chosen = order[0]
     margin = rows[chosen]["score"] - rows[order[1]]["score"] if len(order) > 1 else None
-    return {"scheme": "leave-one-actor-out", "folds": sorted({int(g) for g in groups}),
+    return {**scheme,
             "seeds": list(pcfg.val_seeds), "max_epochs": pcfg.max_epochs, "smooth_epochs": pcfg.smooth_epochs,
             "candidates": rows, "chosen": chosen, "runner_up": order[1] if len(order) > 1 else None,
             "margin": margin}
@@ -226,29 +233,33 @@ def train_finals(learner: Learner, params: dict, x, y, pcfg: ProtocolConfig, *, 
     return trained, hists
 
 
-def per_actor(y_true, y_pred, actors) -> dict[str, float]:
-    """Accuracy per actor (keys are the actor numbers as text, for JSON)."""
-    y_true, y_pred, actors = np.asarray(y_true), np.asarray(y_pred), np.asarray(actors, dtype=object)
-    return {str(a): float((y_pred[actors == a] == y_true[actors == a]).mean())
-            for a in sorted({a for a in actors.tolist() if a is not None})}
+def per_speaker(y_true, y_pred, speakers) -> dict[str, float]:
+    """Accuracy per speaker (keys are the speakers as text, for JSON), in
+    :func:`ser.speakers.speaker_order`; clips without a speaker are left out."""
+    from .speakers import speaker_order
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    speakers = np.asarray([None if a is None else str(a) for a in speakers], dtype=object)
+    return {a: float((y_pred[speakers == a] == y_true[speakers == a]).mean())
+            for a in sorted({a for a in speakers.tolist() if a is not None}, key=speaker_order)}
 
 
 def evaluate_split(probs: Sequence[np.ndarray], split: EvalSplit, seeds: Sequence[int], classes) -> dict:
     """Scores of each seed's probabilities on one split, the seed summary,
-    all seeds' predictions pooled, the seed ensemble and per-actor accuracy."""
+    all seeds' predictions pooled, the seed ensemble and per-speaker accuracy."""
     y = np.asarray(split.y)
     preds = [p.argmax(1) for p in probs]
     ens = np.mean(probs, axis=0)
     per_seed = [{"seed": int(s), **scores(y, p, classes)} for s, p in zip(seeds, preds)]
-    seed_actors = [per_actor(y, p, split.actors) for p in preds]
+    seed_speakers = [per_speaker(y, p, split.speakers) for p in preds]
     return {
         "n": int(len(y)),
         "per_seed": per_seed,
         "summary": seed_summary([r["accuracy"] for r in per_seed]),
         "pooled": scores(np.tile(y, len(preds)), np.concatenate(preds), classes),
         "ensemble": scores(y, ens.argmax(1), classes),
-        "per_actor": {"seed_mean": {a: float(np.mean([pa[a] for pa in seed_actors])) for a in seed_actors[0]},
-                      "ensemble": per_actor(y, ens.argmax(1), split.actors)},
+        "per_speaker": {"seed_mean": {a: float(np.mean([pa[a] for pa in seed_speakers])) for a in seed_speakers[0]},
+                      "ensemble": per_speaker(y, ens.argmax(1), split.speakers)},
     }
 
 
@@ -257,7 +268,7 @@ def predictions(probs: Sequence[np.ndarray], split: EvalSplit, seeds: Sequence[i
     probabilities (rounded to 4 decimals) and the ensemble's class and
     probabilities (the argmax is taken before rounding)."""
     ens = np.mean(probs, axis=0)
-    return {"keys": list(split.keys), "actors": list(split.actors), "y_true": np.asarray(split.y).tolist(),
+    return {"keys": list(split.keys), "speakers": list(split.speakers), "y_true": np.asarray(split.y).tolist(),
             "pred_per_seed": {str(s): p.argmax(1).tolist() for s, p in zip(seeds, probs)},
             "proba_per_seed": {str(s): np.round(p, 4).tolist() for s, p in zip(seeds, probs)},
             "ensemble_pred": ens.argmax(1).tolist(), "ensemble_proba": np.round(ens, 6).tolist()}
@@ -266,7 +277,7 @@ def predictions(probs: Sequence[np.ndarray], split: EvalSplit, seeds: Sequence[i
 def run_protocol(learner: Learner, candidates: dict[str, dict], x, y, groups, *, classes,
                  load_eval: Callable[[], list[EvalSplit]], pcfg: ProtocolConfig,
                  final: str = "chosen", log: Callable[[str], None] = print, name: str = "",
-                 train_keys: Sequence[str] | None = None) -> tuple[dict, dict]:
+                 train_keys: Sequence[str] | None = None, fold_options: dict | None = None) -> tuple[dict, dict]:
     """Validation, final models, one evaluation pass: the whole protocol.
 
     Parameters
@@ -275,7 +286,7 @@ def run_protocol(learner: Learner, candidates: dict[str, dict], x, y, groups, *,
     candidates : dict
         ``{name: params}`` compared by validation, in order (the first wins ties).
     x, y, groups
-        Training inputs (indexed on axis 0), labels and actors.
+        Training inputs (indexed on axis 0), labels and speakers (None: no speakers).
     classes : list of str
         Class names in label order.
     load_eval : callable() -> list of EvalSplit
@@ -302,7 +313,7 @@ def run_protocol(learner: Learner, candidates: dict[str, dict], x, y, groups, *,
     t_start = time.perf_counter()
     timings = {}
     y = np.asarray(y)
-    val = validate(learner, candidates, x, y, groups, pcfg, log=log, name=name)
+    val = validate(learner, candidates, x, y, groups, pcfg, log=log, name=name, fold_options=fold_options)
     timings["validation"] = time.perf_counter() - t_start
     log(f"{name} chose '{val['chosen']}', {val['candidates'][val['chosen']]['epochs']} epochs")
 

@@ -206,7 +206,7 @@ def ravdess_factors(key_or_name: str) -> dict | None:
     -------
     dict or None
         ``{"intensity": "normal" | "strong", "statement": "Kids are talking by
-        the door" | "Dogs are sitting by the door", "actor": int}``, or None
+        the door" | "Dogs are sitting by the door", "speaker": int}``, or None
         when the name is not a RAVDESS name (or has an unknown intensity or
         statement code).
     """
@@ -214,7 +214,7 @@ def ravdess_factors(key_or_name: str) -> dict | None:
     m = RAVDESS_NAME.match(base)
     if not m or m.group(4) not in INTENSITIES or m.group(5) not in STATEMENTS:
         return None
-    return {"intensity": INTENSITIES[m.group(4)], "statement": STATEMENTS[m.group(5)], "actor": int(m.group(7))}
+    return {"intensity": INTENSITIES[m.group(4)], "statement": STATEMENTS[m.group(5)], "speaker": int(m.group(7))}
 
 
 def accuracy_by_factor(keys, y_true, y_pred) -> dict | None:

@@ -32,7 +32,7 @@ def headline(net: dict, split: str = "Test") -> dict:
 def compare(head: dict, baseline: dict, declared: str = "single") -> dict:
     """A network's seed mean and ensemble against the SVM baseline; the
     verdict is on the declared model (``"ensemble"`` or ``"single"``: the
-    mean over single seeds), chosen beforehand on the training actors.
+    mean over single seeds), chosen beforehand on the training speakers.
 
     "Not worse" means greater than or equal: a tie meets the task's "not
     lower than the SVM".

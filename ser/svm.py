@@ -8,8 +8,8 @@ Two models per feature type:
 ``tuned``
     transform (none or log), speaker normalisation (none, or each speaker's
     features z-scored by that speaker's own clips: :mod:`ser.speakers`),
-    kernel, C and gamma chosen by cross-validation grouped by training actor
-    (leave one actor out); refitted on all training clips and evaluated once
+    kernel, C and gamma chosen by cross-validation grouped by training speaker
+    (leave one speaker out); refitted on all training clips and evaluated once
     on each evaluation split. The best candidate within each normalisation
     (``tuned_by_norm``) is scored too, so that the reader sees every feature
     with and without speaker normalisation.
@@ -56,15 +56,6 @@ def make_pipeline(*, transform: str = "none", kernel: str = "rbf", C: float = 10
     return Pipeline(steps)
 
 
-def cv_splitter(groups: np.ndarray, y: np.ndarray, seed: int):
-    """Leave-one-actor-out when actors are known, else 4 stratified folds."""
-    from sklearn.model_selection import LeaveOneGroupOut, StratifiedKFold
-
-    if np.all(groups >= 0) and len(np.unique(groups)) >= 2:
-        return LeaveOneGroupOut(), "leave one training actor out"
-    return StratifiedKFold(n_splits=4, shuffle=True, random_state=seed), "4 stratified folds (no actor in file names)"
-
-
 def param_grid(cfg) -> list[dict]:
     grid = []
     for kernel in cfg.grid_kernel:
@@ -85,23 +76,31 @@ def _params_of(p: dict, transform: str, norm: str = "none") -> dict:
     }
 
 
-def tune(X, y, groups, cfg, *, seed: int = 0, speakers=None) -> dict:
-    """Grid search by grouped cross-validation; returns every candidate's score.
+def tune(X, y, groups, cfg, *, seed: int = 0, speakers=None, fold_options: dict | None = None) -> dict:
+    """Grid search by cross-validation over speaker folds; returns every candidate's score.
 
-    Ties in mean accuracy go to the simpler model: no speaker normalisation
-    before normalisation, the earlier transform, the earlier kernel, the
-    smaller C (grid order). ``speakers`` (one per row; default: ``groups``,
-    the actors) are the groups of speaker normalisation.
+    The folds are :func:`ser.speakers.speaker_folds` of ``groups`` (each
+    row's speaker; None: a data set without speakers) with ``fold_options``
+    (``max_loso``, ``k``), the folds the networks validate on. Ties in mean
+    accuracy go to the simpler model: no speaker normalisation before
+    normalisation, the earlier transform, the earlier kernel, the smaller C
+    (grid order). ``speakers`` (one per row; default: ``groups``) are the
+    groups of speaker normalisation.
     """
     from sklearn.model_selection import GridSearchCV
 
+    from .protocol import FOLD_DEFAULTS
+    from .speakers import speaker_folds
+
     speakers = groups if speakers is None else speakers
-    splitter, how = cv_splitter(groups, y, seed)
+    folds, scheme = speaker_folds(groups, y, **{**FOLD_DEFAULTS, **(fold_options or {}), "seed": seed})
+    splitter = [(tr, va) for _, tr, va in folds]
+    how = scheme["scheme"]
     candidates = []
     for norm in cfg.grid_norm:
         for transform in cfg.grid_transform:
             search = GridSearchCV(make_pipeline(), param_grid(cfg), cv=splitter, scoring="accuracy", n_jobs=1)
-            search.fit(prepare(X, transform=transform, norm=norm, speakers=speakers), y, groups=groups)
+            search.fit(prepare(X, transform=transform, norm=norm, speakers=speakers), y)
             res = search.cv_results_
             n_folds = search.n_splits_
             for i, p in enumerate(res["params"]):
@@ -112,7 +111,8 @@ def tune(X, y, groups, cfg, *, seed: int = 0, speakers=None) -> dict:
                 and c["kernel"] == cfg.spec_kernel and c["C"] == cfg.spec_C and c["gamma"] == "scale")
     best = max(candidates, key=lambda c: c["cv_mean"])  # max keeps the first of equals
     by_norm = {n: max((c for c in candidates if c["norm"] == n), key=lambda c: c["cv_mean"]) for n in cfg.grid_norm}
-    return {"cv": how, "candidates": candidates, "best": best, "spec_cv": spec, "best_by_norm": by_norm}
+    return {"cv": how, "folds": scheme, "candidates": candidates, "best": best, "spec_cv": spec,
+            "best_by_norm": by_norm}
 
 
 def pipeline_of(params: dict):
@@ -139,7 +139,8 @@ PARAM_KEYS = ("transform", "norm", "kernel", "C", "gamma")
 
 
 
-def evaluate_feature(X, y, split, groups, class_names, cfg, *, seed: int = 0, speakers=None) -> dict:
+def evaluate_feature(X, y, split, groups, class_names, cfg, *, seed: int = 0, speakers=None,
+                     fold_options: dict | None = None) -> dict:
     """Spec model and tuned models for one feature matrix; every choice made on
     the Train rows, then each evaluation split (Test, and Confirm when present)
     scored once.
@@ -147,13 +148,14 @@ def evaluate_feature(X, y, split, groups, class_names, cfg, *, seed: int = 0, sp
     ``spec`` is the spec's SVM, ``tuned`` the best candidate of the whole grid,
     ``tuned_by_norm[n]`` the best candidate with speaker normalisation ``n``.
     """
-    from .protocol import per_actor
+    from .protocol import per_speaker
     from .speakers import speaker_keys
 
     tr = split == "Train"
     if speakers is None and "speaker" in cfg.grid_norm:
-        speakers = speaker_keys(split.tolist(), groups.tolist())
-    tuned = tune(X[tr], y[tr], groups[tr], cfg, seed=seed, speakers=None if speakers is None else speakers[tr])
+        speakers = speaker_keys(split.tolist(), None if groups is None else groups.tolist())
+    tuned = tune(X[tr], y[tr], None if groups is None else groups[tr], cfg, seed=seed,
+                 speakers=None if speakers is None else speakers[tr], fold_options=fold_options)
     spec_params = {"transform": "none", "norm": "none", "kernel": cfg.spec_kernel, "C": cfg.spec_C, "gamma": "scale"}
     evals = [s for s in EVAL_SPLITS if (split == s).any()]
 
@@ -165,12 +167,13 @@ def evaluate_feature(X, y, split, groups, class_names, cfg, *, seed: int = 0, sp
             ev = split == s
             pred = model.predict(Xp[ev])
             r["splits"][s] = {**scores(y[ev], pred, class_names),
-                              "per_actor": per_actor(y[ev], pred, groups[ev].tolist())}
+                              "per_speaker": per_speaker(y[ev], pred, [None] * int(ev.sum()) if groups is None
+                                                         else groups[ev].tolist())}
             r["pred"][s] = pred.tolist()
             r["decision"][s] = np.round(model.decision_function(Xp[ev]), 4).tolist()
         return r
 
-    out = {"cv": tuned["cv"], "spec": fit_score(spec_params, tuned["spec_cv"]),
+    out = {"cv": tuned["cv"], "folds": tuned["folds"], "spec": fit_score(spec_params, tuned["spec_cv"]),
            "tuned": fit_score({k: tuned["best"][k] for k in PARAM_KEYS}, tuned["best"]),
            "tuned_by_norm": {n: fit_score({k: c[k] for k in PARAM_KEYS}, c) for n, c in tuned["best_by_norm"].items()}}
     out["top_candidates"] = sorted(tuned["candidates"], key=lambda c: -c["cv_mean"])[:5]
@@ -182,17 +185,23 @@ def speakers_of(feats: dict[str, np.ndarray]) -> np.ndarray:
     """The speaker of every row of a feature cache (:func:`ser.speakers.speaker_keys`)."""
     from .speakers import speaker_keys
 
-    return speaker_keys(feats["split"].tolist(), [None if a < 0 else int(a) for a in feats["actor"]],
-                        feats["key"].tolist())
+    return speaker_keys(feats["split"].tolist(), [str(a) or None for a in feats["speaker"]], feats["key"].tolist())
 
 
-def run_svms(feats: dict[str, np.ndarray], cfg, *, log=print) -> dict:
+def groups_of(feats: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Each row's speaker as text (the groups of the folds), or None when the
+    data set has no speakers (every entry empty, ``speaker_pattern = "none"``)."""
+    g = np.asarray([str(a) for a in feats["speaker"]], dtype=object)
+    return None if len(g) and all(a == "" for a in g) else g
+
+
+def run_svms(feats: dict[str, np.ndarray], cfg, *, log=print, fold_options: dict | None = None) -> dict:
     """Every reading x feature kind; plus the best and worst kinds by test accuracy.
 
     ``feats`` is the feature cache (see :mod:`ser.extract`).
     """
     classes = [str(c) for c in feats["classes"]]
-    y, split, groups = feats["label"], feats["split"], feats["actor"]
+    y, split, groups = feats["label"], feats["split"], groups_of(feats)
     speakers = speakers_of(feats) if "speaker" in cfg.svm.grid_norm else None
     results = {"classes": classes, "keys": {s: feats["key"][split == s].tolist() for s in EVAL_SPLITS if (split == s).any()},
                "readings": {}}
@@ -200,7 +209,7 @@ def run_svms(feats: dict[str, np.ndarray], cfg, *, log=print) -> dict:
         per_kind = {}
         for kind in cfg.features.kinds:
             r = evaluate_feature(feats[f"X_{reading}_{kind}"], y, split, groups, classes, cfg.svm, seed=cfg.seed,
-                                 speakers=speakers)
+                                 speakers=speakers, fold_options=fold_options)
             per_kind[kind] = r
             log(f"SVM {reading:5s} {kind:3s}: spec C={cfg.svm.spec_C:g} test acc "
                 f"{r['spec']['splits']['Test']['accuracy']:.3f} | tuned {r['tuned']['params']} "

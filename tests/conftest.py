@@ -35,9 +35,9 @@ def tiny_dataset(tmp_path) -> Path:
     """Train/Test x 4 classes x 2 clips of tones with RAVDESS-like names."""
     root = tmp_path / "EmotionSpeech"
     codes = {"Angry": "05", "Calm": "02", "Happy": "03", "Sad": "04"}
-    for split, actors in (("Train", (1, 2)), ("Test", (5, 6))):
+    for split, speakers in (("Train", (1, 2)), ("Test", (5, 6))):
         for i, (name, code) in enumerate(codes.items()):
-            for a in actors:
+            for a in speakers:
                 y = tone(300 + 200 * i + 10 * a, 16000, 0.5)
                 write_wav(root / split / name / f"03-01-{code}-01-01-01-{a:02d}.wav", y)
     return root

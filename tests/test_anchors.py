@@ -42,7 +42,7 @@ def train_clip(data_dir: Path, rel: str) -> Path:
     return path
 
 
-# two clips (different emotion and sentence) of each of the actors 1-4 (1, 3 male; 2, 4 female)
+# two clips (different emotion and sentence) of each of the speakers 1-4 (1, 3 male; 2, 4 female)
 ACTOR_CLIPS = [(a, rel % a) for a in (1, 2, 3, 4)
                for rel in ("Calm/03-01-02-01-01-01-%02d.wav", "Sad/03-01-04-01-02-01-%02d.wav")]
 
@@ -141,16 +141,16 @@ def test_ge2e_reads_the_sample_rate(data_dir):
     assert cosine(ge2e_embedding(y, sr_hz=sr), ge2e_embedding(y16, sr_hz=16000)) > 0.999
 
 
-def test_ge2e_same_actor_closer_than_other_actors(data_dir):
+def test_ge2e_same_speaker_closer_than_other_speakers(data_dir):
     paths = [train_clip(data_dir, rel) for _, rel in ACTOR_CLIPS]
-    actors = np.array([a for a, _ in ACTOR_CLIPS])
+    speakers = np.array([a for a, _ in ACTOR_CLIPS])
     E = anchor_features(paths, "ge2e", workers=2)
     assert E.shape == (8, 256)
     assert np.array_equal(E, anchor_features(paths, "ge2e", workers=1))
     C = E @ E.T
-    same = (actors[:, None] == actors[None, :]) & ~np.eye(len(actors), dtype=bool)
-    other = actors[:, None] != actors[None, :]
-    # measured 0.74 (same actor) and 0.52 (other actors)
+    same = (speakers[:, None] == speakers[None, :]) & ~np.eye(len(speakers), dtype=bool)
+    other = speakers[:, None] != speakers[None, :]
+    # measured 0.74 (same speaker) and 0.52 (other speakers)
     assert C[same].mean() > C[other].mean() + 0.1
 
 

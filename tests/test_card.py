@@ -10,19 +10,27 @@ from ser.dataset import class_names, list_clips
 def test_card_counts_and_clean_splits(tiny_dataset):
     card = build_card(list_clips(tiny_dataset), class_names(tiny_dataset), str(tiny_dataset), 0.015)
     assert card["splits"]["Train"]["per_class"] == {"Angry": 2, "Calm": 2, "Happy": 2, "Sad": 2}
-    assert card["splits"]["Test"]["actors"] == [5, 6]
+    assert card["splits"]["Test"]["speakers"] == ["5", "6"]
+    assert card["splits"]["Test"]["clips_per_speaker"] == {"5": 4, "6": 4}
+    assert card["splits"]["Test"]["majority_rate"] == 0.25
     assert card["splits"]["Train"]["sample_rates_hz"] == [16000]
     assert card["leakage"]["clean"]
 
 
-def test_card_finds_shared_actor_and_copied_audio(tiny_dataset, capsys):
+def test_card_finds_shared_speaker_and_copied_audio(tiny_dataset, capsys):
     src = tiny_dataset / "Train" / "Sad" / "03-01-04-01-01-01-01.wav"
-    # same audio under another name in Test, spoken by a training actor
+    # same audio under another name in Test, spoken by a training speaker
     shutil.copy(src, tiny_dataset / "Test" / "Sad" / "03-01-04-01-01-02-01.wav")
     card = build_card(list_clips(tiny_dataset), class_names(tiny_dataset), str(tiny_dataset), 0.015)
-    assert card["leakage"]["shared_actors"] == [1]
+    assert card["leakage"]["shared_speakers"] == ["1"]
     assert card["leakage"]["duplicate_audio"] == [["Train/Sad/03-01-04-01-01-01-01.wav",
                                                    "Test/Sad/03-01-04-01-01-02-01.wav"]]
+    # a second copy of the same clip in Test: every pair is listed
+    shutil.copy(src, tiny_dataset / "Test" / "Sad" / "03-01-04-01-01-02-05.wav")
+    card = build_card(list_clips(tiny_dataset), class_names(tiny_dataset), str(tiny_dataset), 0.015)
+    assert card["leakage"]["duplicate_audio"] == [
+        ["Train/Sad/03-01-04-01-01-01-01.wav", "Test/Sad/03-01-04-01-01-02-01.wav"],
+        ["Train/Sad/03-01-04-01-01-01-01.wav", "Test/Sad/03-01-04-01-01-02-05.wav"]]
     assert not card["leakage"]["clean"]
     assert "WARNING: leakage" in capsys.readouterr().err
 
@@ -31,7 +39,7 @@ def _records(n_samples, sr):
     from ser.audio import AudioInfo
 
     info = AudioInfo(sr_hz=sr, n_channels=1, n_samples=n_samples, subtype="PCM_16")
-    return [{"key": f"Train/A/{i}.wav", "split": split, "class": "A", "actor": None, "sr_hz": sr,
+    return [{"key": f"Train/A/{i}.wav", "split": split, "class": "A", "speaker": None, "sr_hz": sr,
              "channels": 1, "subtype": "PCM_16", "n_samples": n_samples, "duration_s": info.duration_s, "audio_sha256": f"{split}{i}"}
             for i, split in enumerate(("Train", "Test"))]
 

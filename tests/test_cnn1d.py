@@ -196,7 +196,7 @@ def test_state_dict_round_trip_weights_only(tmp_path):
 
 
 def _with_confirm(root):
-    """Add a Confirm split (actor 9, one clip per class) to ``tiny_dataset``."""
+    """Add a Confirm split (speaker 9, one clip per class) to ``tiny_dataset``."""
     codes = {"Angry": "05", "Calm": "02", "Happy": "03", "Sad": "04"}
     for i, (name, code) in enumerate(codes.items()):
         write_wav(root / "Confirm" / name / f"03-01-{code}-01-01-01-09.wav", tone(390 + 200 * i, 16000, 0.5))
@@ -243,10 +243,10 @@ def test_run_cnn1d_end_to_end(tiny_dataset, tmp_path, monkeypatch):
     res, trained = cnn1d.run_cnn1d(clips, cfg, eval_splits=("Test", "Confirm"), log=lines.append)
     json.dumps(res)  # plain data
 
-    # validation: two candidates, leave-one-actor-out over actors 1 and 2
+    # validation: two candidates, leave-one-speaker-out over speakers 1 and 2
     val = res["validation"]
     assert list(val["candidates"]) == ["window at start, clip_std, shift ±0 s", "window at start, train_rms, shift ±0 s"]
-    assert val["folds"] == [1, 2] and res["chosen"] == val["chosen"] in val["candidates"]
+    assert val["folds"] == ["1", "2"] and res["chosen"] == val["chosen"] in val["candidates"]
     for c in val["candidates"].values():
         assert len(c["mean_val_acc"]) == 2 and len(c["histories"]) == 2
         assert 1 <= c["epochs"] <= 2
@@ -279,7 +279,7 @@ def test_run_cnn1d_end_to_end(tiny_dataset, tmp_path, monkeypatch):
     lrn = cnn1d.learner(cfg, 4)
     for s, cs in held.items():
         ev, p = m["splits"][s], res["predictions"][res["chosen"]][s]
-        assert ev["n"] == len(cs) and p["keys"] == [c.key for c in cs] and p["actors"] == [c.actor for c in cs]
+        assert ev["n"] == len(cs) and p["keys"] == [c.key for c in cs] and p["speakers"] == [c.speaker for c in cs]
         assert p["y_true"] == [c.label for c in cs]
         for r in ev["per_seed"]:
             assert r["confusion"] == confusion(p["y_true"], p["pred_per_seed"][str(r["seed"])], 4).tolist()
@@ -309,7 +309,7 @@ def test_run_cnn1d_end_to_end(tiny_dataset, tmp_path, monkeypatch):
         assert torch.equal(net(inp), again(inp))
 
 
-def test_run_cnn1d_refuses_shared_actor(tiny_dataset):
+def test_run_cnn1d_refuses_shared_speaker(tiny_dataset):
     import shutil
 
     from ser.dataset import list_clips

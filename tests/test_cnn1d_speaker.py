@@ -197,15 +197,16 @@ def test_speaker_waves_index_together():
 
 # ------------------------------------------------------------ speakers of clips
 
-def test_a_clip_without_actor_is_an_error_naming_it(tiny_dataset, monkeypatch):
-    from ser.dataset import list_clips
+def test_a_clip_without_speaker_is_an_error_naming_it(tiny_dataset, monkeypatch):
+    from ser.dataset import Clip, list_clips
     from ser.protocol import Learner
 
-    odd = write_wav(tiny_dataset / "Test" / "Sad" / "interview_take3.wav", tone(300, 16000, 0.5))
     clips = list_clips(tiny_dataset)
+    odd = write_wav(tiny_dataset / "Test" / "Sad" / "interview_take3.wav", tone(300, 16000, 0.5))
+    clips = clips + [Clip(odd, "Test", 3, "Sad", None)]  # a clip whose speaker is not known
     with pytest.raises(DataError, match="interview_take3.wav"):
         cnn1d.clip_speakers(clips)
-    assert cnn1d.clip_speakers(clips[:2]) == [(clips[0].split, clips[0].actor), (clips[1].split, clips[1].actor)]
+    assert cnn1d.clip_speakers(clips[:2]) == [(clips[0].split, clips[0].speaker), (clips[1].split, clips[1].speaker)]
     # a run with a speaker_rms candidate stops before any training
     def never(*a, **kw):
         raise AssertionError("trained before every clip's speaker was checked")
@@ -217,18 +218,18 @@ def test_a_clip_without_actor_is_an_error_naming_it(tiny_dataset, monkeypatch):
     assert odd.is_file()
 
 
-def test_new_clips_are_grouped_by_actor_and_lone_clips_named():
+def test_new_clips_are_grouped_by_speaker_and_lone_clips_named():
     from ser.predict import new_speakers
 
     paths = [Path("d/03-01-05-01-01-01-01.wav"), Path("d/03-01-04-01-01-01-02.wav"),
              Path("d/03-01-04-01-02-01-01.wav"), Path("d/note.wav")]
     lines = []
     keys = new_speakers(paths, log=lines.append)
-    assert keys[0] == keys[2] == ("actor", 1)
+    assert keys[0] == keys[2] == ("speaker", 1)
     assert len(set(keys)) == 3 and keys[1] != keys[3]  # two lone clips: two speakers
     assert len(lines) == 1 and "03-01-04-01-01-01-02.wav, note.wav" in lines[0]
     assert "03-01-05-01-01-01-01.wav" not in lines[0]
-    assert new_speakers(paths[:1] + paths[2:3], log=lines.append) == [("actor", 1)] * 2 and len(lines) == 1
+    assert new_speakers(paths[:1] + paths[2:3], log=lines.append) == [("speaker", 1)] * 2 and len(lines) == 1
     # a lone clip's level is its own RMS
     x = np.stack([sine(0.1), sine(0.3), sine(0.2), sine(0.4)])
     lv = cnn1d.speaker_levels(x, keys)
@@ -265,11 +266,11 @@ def test_run_with_speaker_rms_levels_each_split_by_its_own_speakers(tiny_dataset
     assert res["chosen"] == "window at start, speaker_rms, shift ±0.25 s"
     assert res["models"][res["chosen"]]["params"]["norm"] == "speaker_rms"
     assert res["input"]["norms"] == {"speaker_rms": cnn1d.NORM_TEXT["speaker_rms"]}
-    actors = np.array([c.actor for c in split_clips(clips, "Train")])
-    folds = [actors[actors != 1], actors[actors == 1], actors[actors != 2], actors[actors == 2]]
-    assert len(seen) == 2 + 1  # two folds (actors 1, 2), one final model
+    speakers = np.array([c.speaker for c in split_clips(clips, "Train")])
+    folds = [speakers[speakers != "1"], speakers[speakers == "1"], speakers[speakers != "2"], speakers[speakers == "2"]]
+    assert len(seen) == 2 + 1  # two folds (speakers 1, 2), one final model
     for x, who in zip([seen[0]["x"], seen[0]["x_val"], seen[1]["x"], seen[1]["x_val"], seen[2]["x"]],
-                      folds + [actors]):
+                      folds + [speakers]):
         assert len(x) == len(who)
         for a in set(who):  # a speaker's level: the RMS over exactly their rows, the held-out speaker's too
             rows = who == a

@@ -3,7 +3,7 @@ import pytest
 from conftest import tone, write_wav
 
 from ser.dataset import (class_names, eval_splits_of, find_data_dir, image_records, list_clips, present_splits,
-                         ravdess_actor, training_actors)
+                         ravdess_actor, training_speakers)
 from ser.errors import DataError
 
 
@@ -13,10 +13,11 @@ def test_shared_data_set_layout(data_dir):
     assert present_splits(data_dir) == ("Train", "Test", "Confirm")
     assert eval_splits_of(clips) == ("Test", "Confirm")
     assert len(clips) == 128 + 128 + 256
-    for split, actors, per_class in (("Train", set(range(1, 5)), 32), ("Test", set(range(5, 9)), 32),
-                                     ("Confirm", set(range(9, 17)), 64)):
+    for split, speakers, per_class in (("Train", {str(a) for a in range(1, 5)}, 32),
+                                       ("Test", {str(a) for a in range(5, 9)}, 32),
+                                       ("Confirm", {str(a) for a in range(9, 17)}, 64)):
         sc = [c for c in clips if c.split == split]
-        assert {c.actor for c in sc} == actors
+        assert {c.speaker for c in sc} == speakers
         assert np.bincount([c.label for c in sc]).tolist() == [per_class] * 4
     assert all(c.class_name == ["Angry", "Calm", "Happy", "Sad"][c.label] for c in clips)
 
@@ -25,7 +26,7 @@ def test_classes_are_alphabetical_not_listing_order(tiny_dataset):
     clips = list_clips(tiny_dataset)
     assert [c.class_name for c in clips if c.split == "Train"][::2] == ["Angry", "Calm", "Happy", "Sad"]
     assert clips[0].key == "Train/Angry/03-01-05-01-01-01-01.wav"
-    assert clips[0].actor == 1
+    assert clips[0].speaker == "1"
 
 
 def test_stray_files_are_skipped_with_a_warning(tiny_dataset):
@@ -61,12 +62,15 @@ def test_class_without_clips_is_named(tiny_dataset):
         list_clips(tiny_dataset)
 
 
-def test_non_ravdess_names_have_no_actor(tmp_path):
+def test_names_of_no_known_corpus_stop_unless_speakers_are_declared_or_opted_out(tmp_path):
     root = tmp_path / "d"
     for split in ("Train", "Test"):
         write_wav(root / split / "A" / "clip1.wav", tone(300, 8000, 0.1))
-    clips = list_clips(root)
-    assert [c.actor for c in clips] == [None, None]
+    with pytest.raises(DataError, match=r"Train/A/clip1\.wav: no speaker known .*speakers\.csv.*speaker_pattern"):
+        list_clips(root, "")
+    clips = list_clips(root, "none")
+    assert [c.speaker for c in clips] == [None, None]
+    assert training_speakers([c for c in clips if c.split == "Train"]) is None
 
 
 def test_explicit_or_env_path_is_used_and_checked(tmp_path, monkeypatch):
@@ -85,20 +89,18 @@ def test_confirm_is_optional_and_read_when_present(tiny_dataset):
     clips = list_clips(tiny_dataset)
     assert present_splits(tiny_dataset) == ("Train", "Test", "Confirm")
     assert eval_splits_of(clips) == ("Test", "Confirm")
-    assert [c.split for c in clips][-4:] == ["Confirm"] * 4 and clips[-1].actor == 9
+    assert [c.split for c in clips][-4:] == ["Confirm"] * 4 and clips[-1].speaker == "9"
 
 
-def test_training_actors_need_ravdess_names(tmp_path):
-    root = tmp_path / "d"
-    for split in ("Train", "Test"):
-        write_wav(root / split / "A" / "03-01-05-01-01-01-03.wav", tone(300, 8000, 0.1))
-        write_wav(root / split / "A" / "clip1.wav", tone(300, 8000, 0.1))
-    train = [c for c in list_clips(root) if c.split == "Train"]
-    with pytest.raises(DataError, match=r"clip1\.wav: training clips need RAVDESS names"):
-        training_actors(train)
-    assert training_actors(train[:1]).tolist() == [3]
+def test_training_speakers_need_every_clip_to_have_one(tmp_path):
+    from ser.dataset import Clip
+
+    train = [Clip(tmp_path / "a.wav", "Train", 0, "A", "3"), Clip(tmp_path / "clip1.wav", "Train", 0, "A", None)]
+    with pytest.raises(DataError, match=r"clip1\.wav: no speaker known for this training clip"):
+        training_speakers(train)
+    assert training_speakers(train[:1]).tolist() == ["3"]
     with pytest.raises(DataError, match="no training clips"):
-        training_actors([])
+        training_speakers([])
 
 
 def test_ravdess_actor_of_wav_and_png_names():
@@ -108,16 +110,16 @@ def test_ravdess_actor_of_wav_and_png_names():
     assert ravdess_actor("clip.wav") is None
 
 
-def test_image_records_read_actor_labels_and_wav_keys(tmp_path):
-    for split, actors in (("Train", (1, 2)), ("Test", (5,))):
+def test_image_records_read_speaker_labels_and_wav_keys(tmp_path):
+    for split, speakers in (("Train", (1, 2)), ("Test", (5,))):
         for name, code in (("Calm", "02"), ("Angry", "05")):
-            for a in actors:
+            for a in speakers:
                 p = tmp_path / split / name / f"03-01-{code}-01-01-01-{a:02d}.png"
                 p.parent.mkdir(parents=True, exist_ok=True)
                 p.write_bytes(b"png")
     recs = image_records(tmp_path, "Train")
-    assert [(r["class_name"], r["label"], r["actor"]) for r in recs] == [
-        ("Angry", 0, 1), ("Angry", 0, 2), ("Calm", 1, 1), ("Calm", 1, 2)]
+    assert [(r["class_name"], r["label"], r["speaker"]) for r in recs] == [
+        ("Angry", 0, "1"), ("Angry", 0, "2"), ("Calm", 1, "1"), ("Calm", 1, "2")]
     assert recs[0]["key"] == "Train/Angry/03-01-05-01-01-01-01.wav" and recs[0]["split"] == "Train"
     assert [r["label"] for r in image_records(tmp_path, "Test", classes=["Calm", "Angry"])] == [0, 1]
     with pytest.raises(DataError, match=r"Test/Sad: missing class folder"):

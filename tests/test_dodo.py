@@ -95,19 +95,19 @@ def copy_project(dest: Path) -> Path:
 
 def make_dataset(root: Path, train=(1, 2), test=(5,), statements=(1, 2), sr=16000) -> Path:
     """RAVDESS-named clips, 1.75-2.25 s: per class a harmonic tone of its own
-    pitch and its own loudness rhythm, shifted a little per actor, in noise."""
+    pitch and its own loudness rhythm, shifted a little per speaker, in noise."""
     codes = {"Angry": "05", "Calm": "02", "Happy": "03", "Sad": "04"}
-    for split, actors in (("Train", train), ("Test", test)):
+    for split, speakers in (("Train", train), ("Test", test)):
         for i, (name, code) in enumerate(codes.items()):
-            for actor in actors:
+            for speaker in speakers:
                 for st in statements:
-                    rng = np.random.default_rng(1000 * i + 10 * actor + st)
+                    rng = np.random.default_rng(1000 * i + 10 * speaker + st)
                     t = np.arange(int(sr * (1.5 + 0.25 * st))) / sr
-                    f0 = 140.0 * (i + 1) * (1 + 0.03 * actor)
+                    f0 = 140.0 * (i + 1) * (1 + 0.03 * speaker)
                     y = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3))
                     y *= 0.5 + 0.5 * np.sin(2 * np.pi * (1 + i) * t) ** 2
                     y = 0.2 * y + 0.02 * rng.standard_normal(len(t))
-                    path = root / split / name / f"03-01-{code}-01-{st:02d}-01-{actor:02d}.wav"
+                    path = root / split / name / f"03-01-{code}-01-{st:02d}-01-{speaker:02d}.wav"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     sf.write(str(path), y.astype(np.float32), sr, subtype="PCM_16")
     return root

@@ -56,9 +56,9 @@ def test_choose_weights_finds_a_combination_better_than_either_member():
 
 def _speakers(seed=0, n_per=8, splits=(("Train", (1, 2, 3, 4)), ("Test", (5, 6)))):
     rng = np.random.default_rng(seed)
-    X, y, split, actor = [], [], [], []
-    for s, actors in splits:
-        for a in actors:
+    X, y, split, speaker = [], [], [], []
+    for s, speakers in splits:
+        for a in speakers:
             off = rng.normal(0, 5.0, size=2)
             for label in range(3):
                 x = rng.normal(0, 0.3, size=(n_per, 2)) + off
@@ -66,26 +66,26 @@ def _speakers(seed=0, n_per=8, splits=(("Train", (1, 2, 3, 4)), ("Test", (5, 6))
                 X.append(x)
                 y += [label] * n_per
                 split += [s] * n_per
-                actor += [a] * n_per
-    return np.vstack(X), np.array(y), np.array(split), np.array(actor)
+                speaker += [a] * n_per
+    return np.vstack(X), np.array(y), np.array(split), np.array(speaker)
 
 
 PARAMS = {"transform": "none", "norm": "speaker", "kernel": "linear", "C": 1.0, "gamma": None}
 
 
-def test_svm_member_out_of_fold_rows_never_see_their_actor():
-    X, y, split, actor = _speakers()
-    m = svm_member(PARAMS, X, y, split, actor, speakers=actor)
+def test_svm_member_out_of_fold_rows_never_see_their_speaker():
+    X, y, split, speaker = _speakers()
+    m = svm_member(PARAMS, X, y, split, speaker, speakers=speaker)
     n_tr = int((split == "Train").sum())
     assert m["oof"].shape == (n_tr, 3) and np.allclose(m["oof"].sum(1), 1)
     assert m["eval"]["Test"].shape == (int((split == "Test").sum()), 3)
     assert (m["oof"].argmax(1) == y[split == "Train"]).mean() > 0.9
-    # scrambling actor 1's labels changes the out-of-fold rows of the others, never actor 1's own
+    # scrambling speaker 1's labels changes the out-of-fold rows of the others, never speaker 1's own
     y2 = y.copy()
-    one = (actor == 1)
+    one = (speaker == 1)
     y2[one] = np.roll(y2[one], 5)
-    m2 = svm_member(PARAMS, X, y2, split, actor, speakers=actor)
-    own = actor[split == "Train"] == 1
+    m2 = svm_member(PARAMS, X, y2, split, speaker, speakers=speaker)
+    own = speaker[split == "Train"] == 1
     assert np.allclose(m2["oof"][own], m["oof"][own])
     assert not np.allclose(m2["oof"][~own], m["oof"][~own])
 
@@ -112,27 +112,27 @@ def test_combine_scores_each_split_with_the_weights_from_training_only():
     r = combine({"good": good, "bad": bad}, y_tr, {"Test": np.array([1, 0])}, {"Test": [5, 6]}, ["A", "B"], step=0.5)
     assert r["weights"] == {"good": 1.0, "bad": 0.0}
     assert r["pred"]["Test"] == [1, 0] and r["splits"]["Test"]["accuracy"] == 1.0
-    assert r["splits"]["Test"]["per_actor"] == {"5": 1.0, "6": 1.0}
+    assert r["splits"]["Test"]["per_speaker"] == {"5": 1.0, "6": 1.0}
 
 
 def test_one_class_normalisation_hurts_where_the_assumption_breaks():
-    X, y, split, actor = _speakers(n_per=10)
-    r = subset_normalisation(PARAMS, X, y, split, actor, actor, split_name="Test")
-    assert [p["actor"] for p in r["per_actor"]] == [5, 6]
+    X, y, split, speaker = _speakers(n_per=10)
+    r = subset_normalisation(PARAMS, X, y, split, speaker, speaker, split_name="Test")
+    assert [p["speaker"] for p in r["per_speaker"]] == ["5", "6"]
     assert r["all_clips_mean"] > 0.9
     assert r["one_class_mean"] < r["all_clips_mean"] - 0.3
     assert set(r["one_class_by_class"]) == {0, 1, 2}
 
 
-def test_two_training_actors_say_their_calibration_is_not_speaker_independent():
-    from ser.fusion import LOAO, ONE_ACTOR
+def test_two_training_speakers_say_their_calibration_is_not_speaker_independent():
+    from ser.fusion import LOSO, ONE_ACTOR
 
-    X, y, split, actor = _speakers(splits=(("Train", (1, 2)), ("Test", (5,))))
-    m = svm_member(PARAMS, X, y, split, actor, speakers=actor)
-    assert m["calibration"] == sorted([ONE_ACTOR, LOAO])
+    X, y, split, speaker = _speakers(splits=(("Train", (1, 2)), ("Test", (5,))))
+    m = svm_member(PARAMS, X, y, split, speaker, speakers=speaker)
+    assert m["calibration"] == sorted([ONE_ACTOR, LOSO])
     assert np.allclose(m["oof"].sum(1), 1) and np.all(m["oof"] >= 0)
-    X4, y4, split4, actor4 = _speakers()
-    assert svm_member(PARAMS, X4, y4, split4, actor4, speakers=actor4)["calibration"] == [LOAO]
+    X4, y4, split4, speaker4 = _speakers()
+    assert svm_member(PARAMS, X4, y4, split4, speaker4, speakers=speaker4)["calibration"] == [LOSO]
 
 
 def test_softmax_of_decision_values_orders_like_the_decision():

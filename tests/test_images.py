@@ -132,7 +132,7 @@ def test_export_images_tree(tiny_dataset, tmp_path):
     assert img.dtype == np.uint8 and img.shape == (64, 40) and img.max() == 255 and img.min() == 0
     x = load_inputs(recs, size_hw=(32, 10))
     assert x.shape == (16, 1, 32, 10) and x.dtype == np.float32
-    assert {r["actor"] for r in recs} == {1, 2, 5, 6}
+    assert {r["speaker"] for r in recs} == {"1", "2", "5", "6"}
 
 
 def test_image_grid_figure_has_one_panel_per_split_and_class(tiny_dataset, tmp_path):

@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 
 from ser.metrics import confusion, seed_summary, t_interval
-from ser.protocol import (EvalSplit, Learner, ProtocolConfig, Trained, choose_epochs, loao_folds,
-                          moving_average, run_protocol)
+from ser.protocol import EvalSplit, Learner, ProtocolConfig, Trained, choose_epochs, moving_average, run_protocol
+from ser.speakers import speaker_folds
 
-# Ten training clips of three actors, of unequal sizes (2, 3 and 5 clips),
+
+def loso_folds(groups):
+    return [(int(n), tr, va) for n, tr, va in speaker_folds(groups, np.zeros(len(groups), int), max_loso=99, k=5)[0]]
+
+# Ten training clips of three speakers, of unequal sizes (2, 3 and 5 clips),
 # so a fold-weighted mean differs from a plain mean of the folds.
 GROUPS = np.array([1, 1, 2, 2, 2, 3, 3, 3, 3, 3])
 X = np.arange(len(GROUPS))
@@ -30,7 +34,7 @@ class Stub:
 
     Parameters
     ----------
-    curve : callable(params, held_out_actor, seed) -> list of float
+    curve : callable(params, held_out_speaker, seed) -> list of float
         The validation accuracy per epoch of one validation run.
     probs : callable(params, seed, x) -> np.ndarray [shape=(len(x), n_classes)]
         What a final model of ``seed`` predicts.
@@ -50,9 +54,9 @@ class Stub:
         self.events.append("validation fit" if validating else "final fit")
         val = []
         if validating:
-            actors = {int(GROUPS[i]) for i in x_val}
-            assert len(actors) == 1, "a validation fold holds one actor"
-            val = [float(v) for v in self.curve(params, actors.pop(), seed)]
+            speakers = {int(GROUPS[i]) for i in x_val}
+            assert len(speakers) == 1, "a validation fold holds one speaker"
+            val = [float(v) for v in self.curve(params, speakers.pop(), seed)]
             assert len(val) == epochs
         hist = {"train_loss": [1.0] * epochs, "train_acc": [0.5] * epochs,
                 "val_loss": [1.0 - v for v in val], "val_acc": val, "seconds": 0.0}
@@ -73,14 +77,14 @@ class Stub:
         return [f for f in self.fits if f["x_val"] is not None]
 
 
-def _split(name, ids, y, actors=None):
+def _split(name, ids, y, speakers=None):
     ids = np.asarray(ids)
     return EvalSplit(name, ids, np.asarray(y), [f"{name}/{i}.wav" for i in ids],
-                     list(actors) if actors is not None else [None] * len(ids))
+                     list(speakers) if speakers is not None else [None] * len(ids))
 
 
-TEST = _split("Test", [100, 101, 102, 103], [1, 0, 2, 1], actors=[5, 5, 6, 6])
-CONFIRM = _split("Confirm", [200, 201, 202], [0, 1, 2], actors=[9, 9, 9])
+TEST = _split("Test", [100, 101, 102, 103], [1, 0, 2, 1], speakers=[5, 5, 6, 6])
+CONFIRM = _split("Confirm", [200, 201, 202], [0, 1, 2], speakers=[9, 9, 9])
 
 
 def _run(stub, candidates, *, epochs=4, smooth=1, val_seeds=(0,), seeds=(0, 1), final="chosen",
@@ -92,11 +96,11 @@ def _run(stub, candidates, *, epochs=4, smooth=1, val_seeds=(0,), seeds=(0, 1), 
 
 def _flat(level):
     """A candidate whose every validation run sits at ``level``."""
-    return lambda params, actor, seed: [level] * 4
+    return lambda params, speaker, seed: [level] * 4
 
 
 def _by_name(levels):
-    return lambda params, actor, seed: [levels[params["name"]]] * 4
+    return lambda params, speaker, seed: [levels[params["name"]]] * 4
 
 
 # ------------------------------------------------------------ the candidate
@@ -125,29 +129,23 @@ def test_ties_go_to_the_first_listed_candidate(levels, chosen):
     assert res["validation"]["margin"] == 0.0
 
 
-def test_every_actor_is_held_out_once_per_validation_seed_and_never_trained_on():
+def test_every_speaker_is_held_out_once_per_validation_seed_and_never_trained_on():
     stub = Stub(_flat(0.5))
     res, _ = _run(stub, {"a": {"name": "a"}, "b": {"name": "b"}}, val_seeds=(3, 4))
     runs = stub.validation_fits()
-    assert len(runs) == 2 * 3 * 2  # candidates x actors x validation seeds
+    assert len(runs) == 2 * 3 * 2  # candidates x speakers x validation seeds
     for f in runs:
         held_out = {int(GROUPS[i]) for i in f["x_val"]}
         assert len(held_out) == 1
-        # the fold trains on every clip of the other actors, and none of the held-out actor's
+        # the fold trains on every clip of the other speakers, and none of the held-out speaker's
         assert sorted(f["x"]) == [i for i in X.tolist() if GROUPS[i] not in held_out]
         assert sorted(f["x_val"]) == [i for i in X.tolist() if GROUPS[i] in held_out]
         assert f["y"] == Y[f["x"]].tolist()
         assert f["epochs"] == 4
     assert sorted((int(GROUPS[f["x_val"][0]]), f["seed"]) for f in runs[:6]) == [
         (a, s) for a in (1, 2, 3) for s in (3, 4)]
-    assert res["validation"]["folds"] == [1, 2, 3] and res["validation"]["seeds"] == [3, 4]
-
-
-def test_loao_folds_are_sorted_by_actor_and_partition_the_clips():
-    folds = loao_folds([3, 1, 3, 2])
-    assert [a for a, _, _ in folds] == [1, 2, 3]
-    for _, tr, va in folds:
-        assert sorted(tr.tolist() + va.tolist()) == [0, 1, 2, 3]
+    assert res["validation"]["folds"] == ["1", "2", "3"] and res["validation"]["seeds"] == [3, 4]
+    assert res["validation"]["scheme"] == "leave-one-speaker-out" and res["validation"]["speaker_independent"]
 
 
 # --------------------------------------------------------------- the epochs
@@ -162,7 +160,7 @@ def test_epochs_are_the_peak_of_the_smoothed_mean_validation_curve():
     assert choose_epochs(SPIKY, 3) == (5, pytest.approx(0.55))
     assert choose_epochs(SPIKY, 1) == (2, pytest.approx(0.9))
 
-    stub = Stub(lambda params, actor, seed: SPIKY)
+    stub = Stub(lambda params, speaker, seed: SPIKY)
     res, _ = _run(stub, {"a": {"name": "a"}}, epochs=7, smooth=3)
     c = res["validation"]["candidates"]["a"]
     assert c["epochs"] == 5 and c["score"] == pytest.approx(0.55)
@@ -173,16 +171,16 @@ def test_epochs_are_the_peak_of_the_smoothed_mean_validation_curve():
 
 
 def test_the_mean_curve_weights_each_fold_by_its_clips():
-    # actor 1 (2 clips) peaks at epoch 1, actor 2 (3 clips) at 2, actor 3 (5 clips) at 3:
+    # speaker 1 (2 clips) peaks at epoch 1, speaker 2 (3 clips) at 2, speaker 3 (5 clips) at 3:
     # over all held-out clips the accuracy is [0.2, 0.3, 0.5], so epoch 3
     # (a plain mean of the folds would tie at 1/3 and take epoch 1).
     peaks = {1: [1, 0, 0], 2: [0, 1, 0], 3: [0, 0, 1]}
-    stub = Stub(lambda params, actor, seed: peaks[actor])
+    stub = Stub(lambda params, speaker, seed: peaks[speaker])
     res, _ = _run(stub, {"a": {"name": "a"}}, epochs=3, smooth=1)
     c = res["validation"]["candidates"]["a"]
     np.testing.assert_allclose(c["mean_val_acc"], [0.2, 0.3, 0.5])
     assert c["epochs"] == 3 and c["score"] == pytest.approx(0.5)
-    assert c["per_actor_at_epochs"] == {"1": 0.0, "2": 0.0, "3": 1.0}
+    assert c["per_speaker_at_epochs"] == {"1": 0.0, "2": 0.0, "3": 1.0}
 
 
 def test_first_peak_wins_ties_of_the_smoothed_curve():
@@ -193,7 +191,7 @@ def test_first_peak_wins_ties_of_the_smoothed_curve():
 
 def test_each_final_candidate_trains_for_its_own_epochs_when_final_is_all():
     curves = {"a": [0.1, 0.8, 0.2, 0.1], "b": [0.1, 0.2, 0.3, 0.9], "c": [0.7, 0.1, 0.1, 0.1]}
-    stub = Stub(lambda params, actor, seed: curves[params["name"]])
+    stub = Stub(lambda params, speaker, seed: curves[params["name"]])
     res, trained = _run(stub, {n: {"name": n} for n in curves}, final="all", seeds=(0, 1, 2))
     assert res["chosen"] == "b"
     assert list(res["models"]) == list(trained) == ["a", "b", "c"]
@@ -208,7 +206,7 @@ def test_each_final_candidate_trains_for_its_own_epochs_when_final_is_all():
 
 def test_only_the_chosen_candidate_is_trained_when_final_is_chosen():
     curves = {"a": [0.1, 0.8, 0.2, 0.1], "b": [0.1, 0.2, 0.9, 0.1]}
-    stub = Stub(lambda params, actor, seed: curves[params["name"]])
+    stub = Stub(lambda params, speaker, seed: curves[params["name"]])
     res, trained = _run(stub, {n: {"name": n} for n in curves}, seeds=(5, 6, 7))
     finals = stub.final_fits()
     assert [(f["params"]["name"], f["seed"], f["epochs"]) for f in finals] == [("b", s, 3) for s in (5, 6, 7)]
@@ -285,16 +283,16 @@ def test_ensemble_is_the_argmax_of_the_mean_of_the_seeds_probabilities():
     assert p["ensemble_pred"] == [1, 1, 2, 1]
     np.testing.assert_allclose(p["ensemble_proba"], mean, atol=1e-6)
     assert p["pred_per_seed"] == {"0": [0, 0, 2, 0], "1": [2, 0, 2, 2], "2": [0, 1, 2, 0]}
-    assert p["y_true"] == TEST.y.tolist() and p["keys"] == TEST.keys and p["actors"] == [5, 5, 6, 6]
+    assert p["y_true"] == TEST.y.tolist() and p["keys"] == TEST.keys and p["speakers"] == [5, 5, 6, 6]
 
 
-def test_per_actor_accuracy_of_the_seeds_and_the_ensemble():
+def test_per_speaker_accuracy_of_the_seeds_and_the_ensemble():
     stub = Stub(_flat(0.5), probs=_scripted)
     res, _ = _run(stub, {"a": {"name": "a"}}, seeds=(0, 1, 2))
-    pa = res["models"]["a"]["splits"]["Test"]["per_actor"]
-    # actor 5: clips 0, 1; actor 6: clips 2, 3
+    pa = res["models"]["a"]["splits"]["Test"]["per_speaker"]
+    # speaker 5: clips 0, 1; speaker 6: clips 2, 3
     assert pa["ensemble"] == {"5": 0.5, "6": 1.0}
-    # seeds 0, 1, 2 get 1/2, 1/2, 0 of actor 5's clips and 1/2 of actor 6's each
+    # seeds 0, 1, 2 get 1/2, 1/2, 0 of speaker 5's clips and 1/2 of speaker 6's each
     assert pa["seed_mean"] == pytest.approx({"5": 1 / 3, "6": 0.5})
 
 
@@ -368,7 +366,7 @@ def test_ensemble_curve_averages_the_seeds_probabilities_per_fold():
     # seed 0 is right on clip 0 only, seed 1 on clip 1 only; averaged, both are right (epoch 1)
     p0 = np.array([[[0.9, 0.1], [0.6, 0.4]]])
     p1 = np.array([[[0.4, 0.6], [0.1, 0.9]]])
-    runs = [{"actor": 1, "seed": 0, "y_val": y, "val_proba": p0}, {"actor": 1, "seed": 1, "y_val": y, "val_proba": p1}]
+    runs = [{"speaker": 1, "seed": 0, "y_val": y, "val_proba": p0}, {"speaker": 1, "seed": 1, "y_val": y, "val_proba": p1}]
     assert ensemble_curve(runs).tolist() == [1.0]
     assert ensemble_curve(runs[:1]) is None  # one seed per fold: no ensemble
     assert declare({"score": 0.5, "ensemble_score": 0.5})["model"] == "ensemble"  # a tie goes to the ensemble
@@ -379,19 +377,19 @@ def test_ensemble_curve_averages_the_seeds_probabilities_per_fold():
 def test_out_of_fold_probabilities_come_from_the_fold_that_held_the_clip_out():
     """Each training clip's out-of-fold row is the mean over validation seeds
     of the probabilities after the chosen number of epochs, from the run whose
-    validation fold held that clip's actor out."""
+    validation fold held that clip's speaker out."""
     from ser.protocol import out_of_fold_proba
 
     n_ep, n = 4, len(GROUPS)
     runs = []
-    for actor, _, va in loao_folds(GROUPS):
+    for speaker, _, va in loso_folds(GROUPS):
         for seed in (0, 1):
-            # probability of class 0 encodes (epoch, actor, seed): a wrong pick shows
+            # probability of class 0 encodes (epoch, speaker, seed): a wrong pick shows
             p = np.zeros((n_ep, len(va), 3))
             for e in range(n_ep):
-                p[e, :, 0] = 0.1 * e + 0.01 * actor + 0.001 * seed
+                p[e, :, 0] = 0.1 * e + 0.01 * speaker + 0.001 * seed
             p[..., 1] = 1 - p[..., 0]
-            runs.append({"actor": actor, "seed": seed, "val_idx": va, "val_proba": p})
+            runs.append({"speaker": speaker, "seed": seed, "val_idx": va, "val_proba": p})
     oof = out_of_fold_proba(runs, n, epochs=3)
     for i, a in enumerate(GROUPS):
         assert oof[i, 0] == pytest.approx(0.2 + 0.01 * a + 0.0005)
@@ -402,7 +400,7 @@ def test_out_of_fold_probabilities_come_from_the_fold_that_held_the_clip_out():
 
 
 def test_run_protocol_records_out_of_fold_probabilities_and_training_keys():
-    def curve(params, actor, seed):
+    def curve(params, speaker, seed):
         return [0.5, 0.6, 0.7]
 
     stub = Stub(curve)
@@ -410,7 +408,7 @@ def test_run_protocol_records_out_of_fold_probabilities_and_training_keys():
 
     def fit(params, x, y, **kw):
         t, h = orig(params, x, y, **kw)
-        if kw.get("x_val") is not None:  # probabilities saying "the actor of the held-out clip, as a class"
+        if kw.get("x_val") is not None:  # probabilities saying "the speaker of the held-out clip, as a class"
             va = np.asarray(kw["x_val"])
             p = np.zeros((kw["epochs"], len(va), 3))
             p[:, np.arange(len(va)), GROUPS[va] - 1] = 1.0

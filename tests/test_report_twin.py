@@ -39,9 +39,9 @@ def built(tmp_path_factory):
     base = tmp_path_factory.mktemp("machine") / "deep" / "where"
     data = base / "EmotionSpeech"
     codes = {"Angry": "05", "Calm": "02", "Happy": "03", "Sad": "04"}
-    for split, actors in (("Train", (1, 2)), ("Test", (5, 6))):
+    for split, speakers in (("Train", (1, 2)), ("Test", (5, 6))):
         for i, (name, code) in enumerate(codes.items()):
-            for a in actors:
+            for a in speakers:
                 write_wav(data / split / name / f"03-01-{code}-01-01-01-{a:02d}.wav",
                           tone(300 + 200 * i + 10 * a, 48000, 0.4), sr=48000)
     rep = base / "report"

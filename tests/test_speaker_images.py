@@ -131,10 +131,10 @@ def test_export_writes_both_trees_and_leaves_the_raw_images_alone(tiny_dataset, 
     for r, q in zip(both, plain):
         assert (tmp_path / "both" / "speaker_norm").as_posix() in r["path_speaker"]
         assert open(r["path"], "rb").read() == open(q["path"], "rb").read()  # raw images byte for byte
-    # each speaker image is its speaker's (split, actor) statistics applied to its mel
+    # each speaker image is its speaker's (split, speaker) statistics applied to its mel
     mel_kw = dict(mel_cfg=MEL, n_frames=20)
     for r in both:
-        mates = [c for c in both if (c["split"], c["actor"]) == (r["split"], r["actor"])]
+        mates = [c for c in both if (c["split"], c["speaker"]) == (r["split"], r["speaker"])]
         assert len(mates) == 4
         mean, std = speaker_row_stats([log_mel_row_stats(clip_mel(tiny_dataset / c["key"], **mel_kw))
                                        for c in sorted(mates, key=lambda c: c["key"].rsplit("/", 1)[1])])
@@ -143,27 +143,27 @@ def test_export_writes_both_trees_and_leaves_the_raw_images_alone(tiny_dataset, 
     assert not np.array_equal(read_png(both[0]["path_speaker"]), read_png(both[0]["path"]))
 
 
-def test_a_speaker_is_split_and_actor(tiny_dataset, tmp_path):
-    """A Test clip of training actor 1 is another speaker: actor 1's Train
+def test_a_speaker_is_split_and_speaker(tiny_dataset, tmp_path):
+    """A Test clip of training speaker 1 is another speaker: speaker 1's Train
     images do not change when it is added."""
     before = _export(tiny_dataset, tmp_path / "a", speaker_norm=True)
     write_wav(tiny_dataset / "Test" / "Sad" / "03-01-04-01-02-01-01.wav", tone(2000, 16000, 0.5, amp=0.05))
     after = _export(tiny_dataset, tmp_path / "b", speaker_norm=True)
     old = {r["key"]: r for r in before}
     for r in after:
-        if r["key"] in old and r["actor"] == 1:
+        if r["key"] in old and r["speaker"] == 1:
             assert np.array_equal(read_png(r["path_speaker"]), read_png(old[r["key"]]["path_speaker"]))
 
 
 def test_export_needs_a_speaker_for_every_clip(tiny_dataset, tmp_path):
     calm = tiny_dataset / "Train" / "Calm"
     shutil.copy(calm / "03-01-02-01-01-01-01.wav", calm / "clip.wav")
-    _export(tiny_dataset, tmp_path / "plain")  # raw images need no speaker
-    with pytest.raises(DataError, match=r"Calm/clip\.wav: speaker normalisation needs the speaker"):
-        _export(tiny_dataset, tmp_path / "spk", speaker_norm=True)
+    _export(tiny_dataset, tmp_path / "plain", speaker_pattern="none")  # raw images need no speaker
+    with pytest.raises(DataError, match=r"Angry/03-01-05-01-01-01-01\.wav \(and 16 more\): speaker normalisation needs the speaker"):
+        _export(tiny_dataset, tmp_path / "spk", speaker_norm=True, speaker_pattern="none")
     assert not list((tmp_path / "spk").rglob("*.png"))  # refused before any work
     with pytest.raises(ConfigError, match="dynamic_range"):
-        _export(tiny_dataset, tmp_path / "dr", speaker_norm=True, dynamic_range=5.0)
+        _export(tiny_dataset, tmp_path / "dr", speaker_norm=True, dynamic_range=5.0, speaker_pattern="none")
 
 
 @pytest.mark.parametrize("speaker_norm", [(), ("spectrogram",)])
@@ -191,7 +191,7 @@ def test_build_images_follows_the_config(tiny_dataset, tmp_path, speaker_norm):
 
 def test_predict_falls_back_to_the_best_raw_setting_for_single_clip_speakers(tmp_path):
     """Actor 7 has two clips here (speaker-normalised, as the export makes
-    them); actor 8 has one and odd.wav names none: those two are classified by
+    them); speaker 8 has one and odd.wav names none: those two are classified by
     the raw-input setting with the best validation score ('image', not the
     first one), and the log names them."""
     torch = pytest.importorskip("torch")
@@ -203,14 +203,14 @@ def test_predict_falls_back_to_the_best_raw_setting_for_single_clip_speakers(tmp
     data = tmp_path / "data"
     for split, clips in (("Train", (("Angry", "05", 7, 300), ("Calm", "02", 7, 900), ("Angry", "05", 8, 500))),
                          ("Test", (("Angry", "05", 9, 400), ("Calm", "02", 9, 700)))):
-        for name, code, actor, f in clips:
-            write_wav(data / split / name / f"03-01-{code}-01-01-01-{actor:02d}.wav", tone(f, 16000, 0.5))
+        for name, code, speaker, f in clips:
+            write_wav(data / split / name / f"03-01-{code}-01-01-01-{speaker:02d}.wav", tone(f, 16000, 0.5))
     c = dataclasses.replace(CONFIG.cnn2d, n_frames=20, window="start", size_hw=(16, 8), widths=(4, 8), head="gap",
                             coord=False)
     cfg = dataclasses.replace(CONFIG, mel=MEL, cnn2d=c)
     recs = {r["key"].rsplit("/", 1)[1]: r for r in _export(data, tmp_path / "img", speaker_norm=True)}
     odd = write_wav(tmp_path / "odd.wav", tone(600, 16000, 0.5))
-    tr = data / "Train"  # two clips of actor 7, one of actor 8, one of none
+    tr = data / "Train"  # two clips of speaker 7, one of speaker 8, one of none
     paths = [tr / "Angry" / "03-01-05-01-01-01-07.wav", tr / "Calm" / "03-01-02-01-01-01-07.wav",
              tr / "Angry" / "03-01-05-01-01-01-08.wav", odd]
 

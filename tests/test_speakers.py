@@ -44,4 +44,4 @@ def test_speaker_keys_are_per_split_and_refuse_a_clip_without_speaker():
     with pytest.raises(DataError, match="Test/Sad/x.wav: no speaker"):
         speaker_keys(["Train", "Test"], [1, None], ["Train/Sad/y.wav", "Test/Sad/x.wav"])
     with pytest.raises(DataError, match="no speaker"):
-        speaker_keys(["Train"], [-1])
+        speaker_keys(["Train"], [""])

@@ -268,10 +268,10 @@ KIDS, DOGS = "Kids are talking by the door", "Dogs are sitting by the door"
 
 
 @pytest.mark.parametrize("name,expected", [
-    ("Test/Angry/03-01-05-02-01-01-05.wav", {"intensity": "strong", "statement": KIDS, "actor": 5}),
-    ("03-01-05-01-02-02-12.wav", {"intensity": "normal", "statement": DOGS, "actor": 12}),
-    ("Confirm/Sad/03-01-04-02-02-01-16.WAV", {"intensity": "strong", "statement": DOGS, "actor": 16}),
-    ("Train\\Calm\\03-01-02-01-01-02-03.wav", {"intensity": "normal", "statement": KIDS, "actor": 3}),
+    ("Test/Angry/03-01-05-02-01-01-05.wav", {"intensity": "strong", "statement": KIDS, "speaker": 5}),
+    ("03-01-05-01-02-02-12.wav", {"intensity": "normal", "statement": DOGS, "speaker": 12}),
+    ("Confirm/Sad/03-01-04-02-02-01-16.WAV", {"intensity": "strong", "statement": DOGS, "speaker": 16}),
+    ("Train\\Calm\\03-01-02-01-01-02-03.wav", {"intensity": "normal", "statement": KIDS, "speaker": 3}),
 ])
 def test_ravdess_factors(name, expected):
     assert ravdess_factors(name) == expected

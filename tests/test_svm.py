@@ -7,25 +7,27 @@ from ser.svm import evaluate_feature, fit_params, make_pipeline, pipeline_of, pr
 
 def toy(seed=0, n_per=12, splits=(("Train", (1, 2, 3)), ("Test", (5,)))):
     rng = np.random.default_rng(seed)
-    X, y, split, actor = [], [], [], []
-    for s, actors in splits:
-        for a in actors:
+    X, y, split, speaker = [], [], [], []
+    for s, speakers in splits:
+        for a in speakers:
             for label in range(2):
                 # class 1 has a 100x larger "energy": separable after a log
                 x = rng.lognormal(mean=0.0, sigma=0.3, size=(n_per, 6)) * (100.0 if label else 1.0)
                 X.append(x)
                 y += [label] * n_per
                 split += [s] * n_per
-                actor += [a] * n_per
-    return np.vstack(X), np.array(y), np.array(split), np.array(actor)
+                speaker += [a] * n_per
+    return np.vstack(X), np.array(y), np.array(split), np.array(speaker)
 
 
-def test_tuned_model_is_chosen_by_actor_folds_and_scored_on_test():
-    X, y, split, actor = toy()
+def test_tuned_model_is_chosen_by_speaker_folds_and_scored_on_test():
+    X, y, split, speaker = toy()
     cfg = SvmConfig(grid_C=(1.0, 10.0), grid_gamma=("scale",), grid_kernel=("rbf", "linear"))
-    r = evaluate_feature(X, y, split, actor, ["A", "B"], cfg)
-    assert r["cv"] == "leave one training actor out"
-    assert len(r["tuned"]["cv_folds"]) == 3  # one fold per training actor
+    r = evaluate_feature(X, y, split, speaker, ["A", "B"], cfg)
+    assert r["cv"] == "leave-one-speaker-out"
+    assert r["folds"] == {"scheme": "leave-one-speaker-out", "n_folds": 3, "speaker_independent": True,
+                          "folds": ["1", "2", "3"]}
+    assert len(r["tuned"]["cv_folds"]) == 3  # one fold per training speaker
     assert r["n_candidates"] == 2 * 2 * (2 + 2)  # norms x transforms x (rbf C,gamma + linear C)
     assert r["spec"]["params"] == {"transform": "none", "norm": "none", "kernel": "rbf", "C": 10.0, "gamma": "scale"}
     assert set(r["tuned_by_norm"]) == {"none", "speaker"}
@@ -34,29 +36,29 @@ def test_tuned_model_is_chosen_by_actor_folds_and_scored_on_test():
     assert list(r["tuned"]["splits"]) == ["Test"]  # no Confirm clips here
     assert r["tuned"]["splits"]["Test"]["n"] == 24
     assert r["tuned"]["splits"]["Test"]["accuracy"] == 1.0
-    assert r["tuned"]["splits"]["Test"]["per_actor"] == {"5": 1.0}
+    assert r["tuned"]["splits"]["Test"]["per_speaker"] == {"5": 1.0}
     assert len(r["tuned"]["pred"]["Test"]) == 24
 
 
 def test_every_evaluation_split_is_scored_and_none_is_used_for_a_choice():
-    X, y, split, actor = toy(splits=(("Train", (1, 2, 3)), ("Test", (5,)), ("Confirm", (9, 10))))
+    X, y, split, speaker = toy(splits=(("Train", (1, 2, 3)), ("Test", (5,)), ("Confirm", (9, 10))))
     cfg = SvmConfig(grid_C=(1.0, 10.0), grid_gamma=("scale",), grid_kernel=("rbf",))
-    r = evaluate_feature(X, y, split, actor, ["A", "B"], cfg)
+    r = evaluate_feature(X, y, split, speaker, ["A", "B"], cfg)
     for model in ("spec", "tuned"):
         assert list(r[model]["splits"]) == ["Test", "Confirm"]
         assert r[model]["splits"]["Confirm"]["n"] == 48
-        assert r[model]["splits"]["Confirm"]["per_actor"].keys() == {"9", "10"}
+        assert r[model]["splits"]["Confirm"]["per_speaker"].keys() == {"9", "10"}
         pred = np.array(r[model]["pred"]["Confirm"])
         assert r[model]["splits"]["Confirm"]["correct"] == int((pred == y[split == "Confirm"]).sum())
     # scrambling the evaluation clips changes no choice
     X2 = X.copy()
     X2[split != "Train"] = X2[split != "Train"][::-1]
-    r2 = evaluate_feature(X2, y, split, actor, ["A", "B"], cfg)
+    r2 = evaluate_feature(X2, y, split, speaker, ["A", "B"], cfg)
     assert r2["tuned"]["params"] == r["tuned"]["params"] and r2["tuned"]["cv_folds"] == r["tuned"]["cv_folds"]
 
 
 def _noisy(seed=0, n_per=12):
-    """Two overlapping classes (one informative feature of four), three actors:
+    """Two overlapping classes (one informative feature of four), three speakers:
     the grid's candidates get clearly different cross-validated accuracies."""
     rng = np.random.default_rng(seed)
     X, y, g = [], [], []
@@ -79,7 +81,7 @@ def test_tuning_takes_the_best_cross_validated_score():
     assert len(scores) == 6 and max(scores) - min(scores) > 0.2  # the data tells candidates apart
     assert r["best"]["cv_mean"] == max(scores)
     assert r["best"] is r["candidates"][scores.index(max(scores))]  # the first of equals
-    # gamma=100 on standardised features memorises the training actors: never the best
+    # gamma=100 on standardised features memorises the training speakers: never the best
     assert r["best"]["gamma"] != 100.0
     assert r["spec_cv"]["C"] == 10.0 and r["spec_cv"]["gamma"] == "scale" and r["spec_cv"]["kernel"] == "rbf"
     for c in r["candidates"]:
@@ -110,9 +112,9 @@ def _shifted_speakers(seed=0, n_per=10, splits=(("Train", (1, 2, 3, 4)), ("Test"
     offset by a large speaker-specific amount: only a speaker's own average
     tells the classes apart."""
     rng = np.random.default_rng(seed)
-    X, y, split, actor = [], [], [], []
-    for s, actors in splits:
-        for a in actors:
+    X, y, split, speaker = [], [], [], []
+    for s, speakers in splits:
+        for a in speakers:
             offset = rng.normal(0, 6.0, size=3)
             for label in range(2):
                 x = rng.normal(0, 0.25, size=(n_per, 3)) + offset
@@ -120,14 +122,14 @@ def _shifted_speakers(seed=0, n_per=10, splits=(("Train", (1, 2, 3, 4)), ("Test"
                 X.append(x)
                 y += [label] * n_per
                 split += [s] * n_per
-                actor += [a] * n_per
-    return np.vstack(X), np.array(y), np.array(split), np.array(actor)
+                speaker += [a] * n_per
+    return np.vstack(X), np.array(y), np.array(split), np.array(speaker)
 
 
 def test_speaker_normalisation_is_a_candidate_that_wins_when_speakers_shift():
-    X, y, split, actor = _shifted_speakers()
+    X, y, split, speaker = _shifted_speakers()
     cfg = SvmConfig(grid_C=(1.0, 10.0), grid_gamma=("scale",), grid_kernel=("rbf", "linear"), grid_transform=("none",))
-    r = evaluate_feature(X, y, split, actor, ["A", "B"], cfg)
+    r = evaluate_feature(X, y, split, speaker, ["A", "B"], cfg)
     assert r["tuned"]["params"]["norm"] == "speaker"
     by = r["tuned_by_norm"]
     assert by["speaker"]["cv_mean"] > by["none"]["cv_mean"] + 0.2
@@ -138,13 +140,13 @@ def test_speaker_normalisation_is_a_candidate_that_wins_when_speakers_shift():
 
 
 def test_speaker_normalisation_of_an_evaluation_speaker_uses_their_clips_only():
-    X, y, split, actor = _shifted_speakers()
+    X, y, split, speaker = _shifted_speakers()
     cfg = SvmConfig(grid_C=(10.0,), grid_gamma=("scale",), grid_kernel=("rbf",), grid_transform=("none",))
-    r = evaluate_feature(X, y, split, actor, ["A", "B"], cfg)["tuned_by_norm"]
+    r = evaluate_feature(X, y, split, speaker, ["A", "B"], cfg)["tuned_by_norm"]
     # moving one test speaker far away changes nothing: their own mean is taken off
     X2 = X.copy()
-    X2[actor == 6] += 100.0
-    r2 = evaluate_feature(X2, y, split, actor, ["A", "B"], cfg)["tuned_by_norm"]
+    X2[speaker == 6] += 100.0
+    r2 = evaluate_feature(X2, y, split, speaker, ["A", "B"], cfg)["tuned_by_norm"]
     assert r2["speaker"]["pred"]["Test"] == r["speaker"]["pred"]["Test"]
     assert r2["speaker"]["decision"]["Test"] == pytest.approx(r["speaker"]["decision"]["Test"], abs=1e-3)
     assert r2["none"]["pred"]["Test"] != r["none"]["pred"]["Test"]  # without it the shift is seen
@@ -158,11 +160,11 @@ def test_prepare_logs_before_normalising_and_refuses_unknown_norms():
     assert out[:, 0] == pytest.approx([-1.2247449, 0.0, 1.2247449], abs=1e-5)
     assert np.array_equal(prepare(X, transform="none", norm="none"), X)
     with pytest.raises(ValueError, match="unknown normalisation"):
-        prepare(X, norm="actor", speakers=spk)
+        prepare(X, norm="bogus", speakers=spk)
 
 
 def test_fit_params_without_normalisation_equals_the_plain_pipeline():
-    X, y, split, actor = toy()
+    X, y, split, speaker = toy()
     tr = split == "Train"
     params = {"transform": "log", "norm": "none", "kernel": "rbf", "C": 10.0, "gamma": "scale"}
     model, Xp = fit_params(params, X, y, tr)
