@@ -76,10 +76,12 @@ DESIGN_STUDY = PROJECT_DIR / "bench" / "design_study_results" / "merged" / "summ
 def _data():
     """The data set: its root, clip paths and any error found while looking."""
     from ser.dataset import find_data_dir, list_clips
+    from ser.speakers import SPEAKERS_CSV
 
     try:
         root = find_data_dir(get_var("data_dir", None))
-        return root, [str(c.path) for c in list_clips(root)], None
+        csv = [str(root / SPEAKERS_CSV)] if (root / SPEAKERS_CSV).is_file() else []
+        return root, [str(c.path) for c in list_clips(root)] + csv, None
     except SerError as exc:
         return None, [], exc
 
@@ -117,22 +119,27 @@ def _code_files(fn) -> list[str]:
     return [str(p) for p in _code(fn).files]
 
 
+SPEAKER_PARAMS = ("speaker_pattern", "max_loso_speakers", "k_folds")
+"""The values of ``[data]`` that decide the speakers and the folds (the rest of it is for ``doit data``)."""
+
+
 def _changed(fn, *params: str, data_dir: bool = False) -> config_changed:
     """The task's one ``config_changed``: the source of ``fn``, the ``CONFIG``
-    sections (or top-level values) named in ``params``, and the data set's
-    path if the task reads the data set.
+    sections (or top-level values) named in ``params``, the speakers' and
+    folds' settings, and the data set's path if the task reads the data set.
 
     One per task: doit saves every ``config_changed`` under the same key, so a
     second one would make the task stale forever.
     """
-    value = {"code": _code(fn).digest, "config": CONFIG.params(*params)}
+    value = {"code": _code(fn).digest, "config": CONFIG.params(*params),
+             "speakers": {k: getattr(CONFIG.data, k) for k in SPEAKER_PARAMS}}
     if data_dir:
         value["data_dir"] = str(DATA_DIR)
     return config_changed(value)
 
 
 def task_card():
-    """Data-set card: clips per class and split, actors, rates, durations, leakage check."""
+    """Data-set card: clips per class and split, speakers (and how they were found), rates, durations, leakage check."""
     from ser import pipeline
 
     fn = pipeline.build_card
@@ -160,7 +167,7 @@ def task_features():
 
 
 def task_svm():
-    """SVMs per feature type: the spec's C=10 RBF, and one tuned by leave-one-actor-out CV."""
+    """SVMs per feature type: the spec's C=10 RBF, and one tuned by cross-validation over speaker folds."""
     from ser import pipeline
 
     fn = pipeline.build_svm
@@ -188,7 +195,7 @@ def task_anchors():
 
 
 def task_cnn1d():
-    """1D CNN on the raw waveform: choices by leave-one-actor-out validation, then seeds, tested once."""
+    """1D CNN on the raw waveform: choices by validation over speaker folds, then seeds, tested once."""
     from ser import pipeline
 
     fn = pipeline.build_cnn1d
@@ -216,7 +223,7 @@ def task_images():
 
 
 def task_cnn2d():
-    """2D CNN on the images: choices by leave-one-actor-out validation, then seeds x augmentation settings, tested once."""
+    """2D CNN on the images: choices by validation over speaker folds, then seeds x augmentation settings, tested once."""
     from ser import pipeline
 
     fn = pipeline.build_cnn2d
@@ -230,7 +237,7 @@ def task_cnn2d():
 
 
 def task_fusion():
-    """Combined models: SVM, 1D and 2D CNN (and the anchors) averaged with weights chosen on the training actors' out-of-fold probabilities."""
+    """Combined models: SVM, 1D and 2D CNN (and the anchors) averaged with weights chosen on the training speakers' out-of-fold probabilities."""
     from ser import pipeline
 
     fn = pipeline.build_fusion
@@ -321,7 +328,7 @@ def task_figures():
     inputs = [RESULTS["svm"], RESULTS["cnn1d"], RESULTS["cnn2d"], RESULTS["anchors"], RESULTS["fusion"]]
     yield {
         "name": "summary",
-        "doc": "Every approach with its 95% interval per evaluation split, and accuracy per actor.",
+        "doc": "Every approach with its 95% interval per evaluation split, and accuracy per speaker.",
         "actions": [_run(fn, *inputs[:3], FIGS["summary"], *inputs[3:])],
         "file_dep": inputs + _code_files(fn),
         "targets": list(FIGS["summary"].values()),
