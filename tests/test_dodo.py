@@ -248,6 +248,61 @@ def test_bad_override_file_stops_doit_naming_file_and_key(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def _renamed_copy(data: Path, dest: Path, *, with_csv: bool) -> Path:
+    """``data`` with every clip renamed ``take_NNNN.wav`` (in the old name order, so the clip
+    order is kept), and a speakers.csv giving each renamed clip its old speaker."""
+    rows = ["path,speaker"]
+    for i, src in enumerate(sorted(data.rglob("*.wav"))):
+        rel = src.relative_to(data)
+        new = dest / rel.parent / f"take_{i:04d}.wav"
+        new.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, new)
+        rows.append(f"{new.relative_to(dest).as_posix()},{int(src.stem[-2:])}")
+    if with_csv:
+        (dest / "speakers.csv").write_text("\n".join(rows) + "\n")
+    return dest
+
+
+@pytest.mark.slow
+def test_renamed_clips_with_speakers_csv_give_the_same_results(tmp_path):
+    b = Build(tmp_path)
+    assert b.run("card", "svm") == {"card", "features", "svm"}
+    res = b.project / "build" / "results"
+    named = {k: json.loads((res / f"{k}.json").read_text()) for k in ("svm", "data")}
+    renamed = _renamed_copy(b.data, tmp_path / "Renamed", with_csv=True)
+    out = doit("-f", str(b.project / "dodo.py"), "--db-file", str(b.db), "card", "svm", f"data_dir={renamed}",
+               env={**b.env, "SER_DATA": str(renamed)}, cwd=b.project)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert ran(out) == {"card", "features", "svm"}
+    card = json.loads((res / "data.json").read_text())
+    assert card["speaker_source"]["kind"] == "csv"
+    assert {s: v["speakers"] for s, v in card["splits"].items()} == \
+        {s: v["speakers"] for s, v in named["data"]["splits"].items()}
+    svm = json.loads((res / "svm.json").read_text())
+    for reading, r in named["svm"]["readings"].items():
+        for kind, k in r["kinds"].items():
+            got = svm["readings"][reading]["kinds"][kind]
+            for model in ("spec", "tuned"):
+                assert got[model]["cv_folds"] == k[model]["cv_folds"]
+                assert got[model]["splits"] == k[model]["splits"]  # accuracies, per speaker, confusion
+                assert got[model]["pred"] == k[model]["pred"]
+
+
+def test_renamed_clips_without_speakers_stop_the_build_naming_a_clip(tmp_path):
+    project = copy_project(tmp_path / "project")
+    data = _renamed_copy(make_dataset(tmp_path / "EmotionSpeech"), tmp_path / "Renamed", with_csv=False)
+    before = snapshot(project)
+    out = doit("-f", str(project / "dodo.py"), "--db-file", str(tmp_path / "doit.db"), "--continue",
+               f"data_dir={data}", cwd=project, env={"SER_DATA": str(data)})
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text
+    first = sorted((data / "Train" / "Angry").glob("*.wav"))[0]  # the data set's first clip
+    assert f"{first}: no speaker known for this clip" in text, text
+    assert "speakers.csv" in text and "speaker_pattern" in text
+    assert "Traceback" not in text
+    assert snapshot(project) == before  # nothing written
+
+
 @pytest.mark.slow
 def test_corrupt_clip_stops_the_build_naming_it_and_keeps_old_targets(tmp_path):
     b = Build(tmp_path)
