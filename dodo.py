@@ -419,11 +419,14 @@ def task_predict():
         if not clips:
             return TaskFailed("doit predict needs --clips DIR: a folder of WAV files, or of class folders of WAV files")
         try:
-            classify(clips, out)
+            result = classify(clips, out)
         except SerError as exc:
             print(f"ERROR: {exc}", file=sys.stderr)
             return TaskFailed(str(exc))
         print(f"written: {out}")
+        if result["skipped"]:
+            return TaskFailed(f"{len(result['skipped'])} file(s) could not be read and were not classified "
+                              f"(listed above); the others are in {out}")
         return None
 
     return {

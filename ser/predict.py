@@ -12,8 +12,10 @@ applied:
 * the 1D CNN's reported setting: its seed ensemble, from the checkpoints;
 * the 2D CNN's reported setting: its seed ensemble, from the checkpoints.
 
-A missing model names the ``doit`` task that trains it; a bad file is
-reported with its path, like the build does.
+A missing model names the ``doit`` task that trains it. A file that cannot
+be read as audio does not stop the batch: every readable clip is classified,
+the unreadable ones are listed at the end with the reason, and the exit
+status is then non-zero.
 """
 from __future__ import annotations
 
@@ -195,8 +197,14 @@ def classify(folder, out_csv=None, *, cfg=CONFIG, results_dir=RESULTS_DIR, cache
     unknown = sorted({lb for lb in labels if lb is not None and lb not in classes})
     if unknown:
         raise DataError(f"{folder}: class folders {unknown} are not among the trained classes {classes}")
+    readable, skipped = readable_clips(paths)
+    keep = [i for i, p in enumerate(paths) if p in set(readable)]
+    paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
+    if not paths:
+        raise DataError(f"{folder}: no clip could be read: " + "; ".join(f"{p}: {why}" for p, why in skipped))
     outputs = [probe(paths, cfg, results_dir, cache_dir) for probe in (svm_probe, cnn1d_probe, cnn2d_probe)]
-    rows, result = [], {"clips": [str(p) for p in paths], "models": {}}
+    rows, result = [], {"clips": [str(p) for p in paths], "models": {},
+                        "skipped": [{"clip": str(p), "reason": why} for p, why in skipped]}
     for name, values in outputs:
         pred = values.argmax(1)
         result["models"][name] = {"pred": [classes[i] for i in pred]}
@@ -214,7 +222,26 @@ def classify(folder, out_csv=None, *, cfg=CONFIG, results_dir=RESULTS_DIR, cache
         with atomic_path(out_csv) as tmp:
             tmp.write_text(csv_text(rows))
     log(format_table(result, [p.name for p in paths], labels, classes))
+    if skipped:
+        log(f"\nnot classified ({len(skipped)} file(s) could not be read):")
+        for p, why in skipped:
+            log(f"  {p}: {why}")
     return result
+
+
+def readable_clips(paths) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The clips that decode as audio, and ``(path, reason)`` for the others."""
+    from .audio import read_mono
+
+    ok, bad = [], []
+    for p in paths:
+        try:
+            read_mono(p)
+        except SerError as exc:
+            bad.append((p, str(exc).replace(f"{p}: ", "", 1)))
+        else:
+            ok.append(p)
+    return ok, bad
 
 
 def format_table(result: dict, names, labels, classes) -> str:
@@ -241,12 +268,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="predictions_new.csv", help="CSV written here (default: %(default)s)")
     args = ap.parse_args(argv)
     try:
-        classify(args.clips, args.out)
+        result = classify(args.clips, args.out)
     except SerError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
     print(f"\nwritten: {args.out}")
-    return 0
+    return 1 if result["skipped"] else 0
 
 
 if __name__ == "__main__":

@@ -424,6 +424,26 @@ def test_predict_applies_the_trained_models_to_new_clips(built, tmp_path):
 
 
 @pytest.mark.slow
+def test_predict_on_a_batch_with_a_bad_file_classifies_the_rest_and_fails(built, tmp_path):
+    clips = tmp_path / "batch"
+    good = sorted((built.data / "Test" / "Calm").glob("*.wav"))[:2]
+    clips.mkdir()
+    for p in good:
+        shutil.copy(p, clips / p.name)
+    (clips / "broken.wav").write_bytes(b"RIFF....WAVEnot audio")
+    out_csv = tmp_path / "p.csv"
+    out = built.doit("predict", "--clips", str(clips), "--out", str(out_csv))
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "Traceback" not in text
+    assert f"{clips / 'broken.wav'}: cannot be read as audio" in text
+    assert "1 file(s) could not be read" in text
+    rows = list(csv.DictReader(out_csv.open()))
+    assert sorted({Path(r["clip"]).name for r in rows}) == sorted(p.name for p in good)
+    assert len(rows) == 3 * len(good)  # every readable clip, by each of the three models
+
+
+@pytest.mark.slow
 def test_predict_without_trained_models_names_the_task(tmp_path):
     project = copy_project(tmp_path / "project")
     data = make_dataset(tmp_path / "ES")
