@@ -12,6 +12,10 @@ from .plots import (_mpl, plot_accuracy_bars, plot_confusion, plot_image_grid, p
                     save_figure)
 from .spectro import mel_from_config
 
+MAX_SPEAKERS_AS_LINES = 16
+"""Up to this many speakers in a split the per-speaker figure draws one line per
+approach across the speakers; above it, each approach's spread over them."""
+
 # figure group (a doit sub-task of `figures`) -> {role: file name in figures/}
 FIGURES = {
     "mel_examples": {"mel": "mel_examples.png"},
@@ -61,6 +65,29 @@ def mel_examples_figure(clips: list[Clip], class_names: list[str], mel_cfg, path
     return [chosen[k].key for k in chosen]
 
 
+def majority_rate(keys) -> float:
+    """The largest class's share of the clips ``keys`` (``Split/Class/file``):
+    the accuracy of always answering that class, the chance level of a split
+    (1/n_classes when the classes are balanced)."""
+    from collections import Counter
+
+    counts = Counter(str(k).split("/")[1] for k in keys)
+    return max(counts.values()) / sum(counts.values()) if counts else 0.0
+
+
+def chance_label(rate: float, n_classes: int) -> str:
+    """The legend entry of a chance line: which rate it is when the classes are unbalanced."""
+    return "chance" if abs(rate - 1 / max(n_classes, 1)) <= 0.01 else "chance (majority class)"
+
+
+def compact_per_speaker(svm: dict) -> bool:
+    """Whether :func:`per_speaker_figure` draws distributions: some evaluation
+    split has more than :data:`MAX_SPEAKERS_AS_LINES` speakers."""
+    kinds = svm["readings"]["hz"]["kinds"]
+    first = next(iter(kinds.values()))
+    return any(len(t.get("per_speaker") or {}) > MAX_SPEAKERS_AS_LINES for t in first["spec"]["splits"].values())
+
+
 def svm_accuracy_figure(svm: dict, path) -> None:
     """Test accuracy with 95% intervals per feature kind: spec and tuned SVMs, both readings."""
     plt = _mpl()
@@ -73,7 +100,9 @@ def svm_accuracy_figure(svm: dict, path) -> None:
         for model, label in (("spec", "C=10, RBF (spec)"), ("tuned", "tuned by speaker CV")):
             groups[label] = [(k[model]["splits"]["Test"]["accuracy"], k[model]["splits"]["Test"]["accuracy_ci95"])
                              for k in kinds.values()]
-        plot_accuracy_bars(list(kinds), groups, ax=ax, chance=1 / len(svm["classes"]))
+        rate = majority_rate(svm["keys"]["Test"])
+        plot_accuracy_bars(list(kinds), groups, ax=ax, chance=rate,
+                           chance_label=chance_label(rate, len(svm["classes"])))
         ax.set_title(f"bands read as {'Hz' if reading == 'hz' else 'mel-bin indices'}")
     save_figure(fig, path)
 
@@ -82,12 +111,15 @@ def confusion_grid_figure(svm: dict, reading: str, path) -> None:
     """Confusion matrices of the spec and tuned SVMs for every feature kind."""
     plt = _mpl()
     kinds = svm["readings"][reading]["kinds"]
-    fig, axes = plt.subplots(2, len(kinds), figsize=(7.2, 4.8), constrained_layout=True)
+    many = len(svm["classes"]) > 4  # class names once per row and column, in taller panels
+    fig, axes = plt.subplots(2, len(kinds), figsize=(7.2, 5.8 if many else 4.8), constrained_layout=True,
+                             squeeze=False)
     for j, (kind, r) in enumerate(kinds.items()):
         for i, (model, label) in enumerate((("spec", "spec SVM"), ("tuned", "tuned SVM"))):
             t = r[model]["splits"]["Test"]
             plot_confusion(t["confusion"], svm["classes"], ax=axes[i, j],
-                           title=f"{kind}, {label}: {100 * t['accuracy']:.1f}%")
+                           title=f"{kind}, {label}: {100 * t['accuracy']:.1f}%",
+                           xticklabels=not many or i == 1, yticklabels=not many or j == 0)
     save_figure(fig, path)
 
 
@@ -110,11 +142,12 @@ def network_confusion_figure(res: dict, path, split: str = "Test") -> None:
     seeds' predictions pooled, and the seed ensemble."""
     plt = _mpl()
     ev = res["models"][res["chosen"]]["splits"][split]
-    fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.5), constrained_layout=True)
+    many = len(res["classes"]) > 4
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.6) if many else (5.2, 2.5), constrained_layout=True)
     plot_confusion(ev["pooled"]["confusion"], res["classes"], ax=axes[0],
                    title=f"single models, seeds pooled: {100 * ev['pooled']['accuracy']:.1f}%")
     plot_confusion(ev["ensemble"]["confusion"], res["classes"], ax=axes[1],
-                   title=f"seed ensemble: {100 * ev['ensemble']['accuracy']:.1f}%")
+                   title=f"seed ensemble: {100 * ev['ensemble']['accuracy']:.1f}%", yticklabels=not many)
     save_figure(fig, path)
 
 
@@ -140,7 +173,9 @@ def augmentation_figure(res: dict, path, split: str = "Test") -> None:
     for i, n in enumerate(names):
         accs = summ[n]["per_seed"]
         ax.plot(np.full(len(accs), x[i] + 0.2), [100 * a for a in accs], "k.", ms=3)
-    ax.axhline(100 / len(res["classes"]), color="gray", ls=":", lw=0.8, label="chance")
+    support = [sum(row) for row in res["models"][names[0]]["splits"][split]["ensemble"]["confusion"]]
+    rate = max(support) / sum(support)
+    ax.axhline(100 * rate, color="gray", ls=":", lw=0.8, label=chance_label(rate, len(res["classes"])))
     ax.set_xticks(x, names)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
@@ -203,7 +238,7 @@ def forest_figure(svm: dict, nets: dict[str, dict | None], path, anchors: dict |
         for yi, r in zip(y, per[s]):
             ax.errorbar(100 * r["acc"], yi, xerr=[[100 * (r["acc"] - r["ci"][0])], [100 * (r["ci"][1] - r["acc"])]],
                         fmt="o", ms=3.5, color=colours[r["group"]], ecolor=colours[r["group"]], lw=1, capsize=2)
-        ax.axvline(100 / len(svm["classes"]), color="gray", ls=":", lw=0.8)
+        ax.axvline(100 * majority_rate(svm["keys"][s]), color="gray", ls=":", lw=0.8)
         ax.set_xlim(0, 100)
         ax.set_xlabel(f"{s} accuracy (%)")
         ax.set_title(f"{s} ({len(svm['keys'][s])} clips)")
@@ -212,33 +247,78 @@ def forest_figure(svm: dict, nets: dict[str, dict | None], path, anchors: dict |
     save_figure(fig, path)
 
 
-def per_speaker_figure(svm: dict, nets: dict[str, dict | None], path, fusion: dict | None = None) -> None:
+def speaker_word(svm: dict) -> str:
+    """What the axes call a speaker when the caller does not say: "actor" when
+    every evaluation clip has a RAVDESS file name, "speaker" otherwise (the
+    data-set card's ``speaker_source.word`` is the reference; pass it on)."""
+    from .speakers import RECOGNISERS
+
+    names = [str(k).rsplit("/", 1)[-1] for ks in svm["keys"].values() for k in ks]
+    return "actor" if names and all(RECOGNISERS["RAVDESS"].match(n) for n in names) else "speaker"
+
+
+def per_speaker_figure(svm: dict, nets: dict[str, dict | None], path, fusion: dict | None = None, *,
+                       word: str | None = None) -> None:
     """Accuracy per evaluation speaker: the spec SVM of the best feature type, the
-    tuned SVM of the best feature type by cross-validation, and each network's
-    seed ensemble; the speaker shift."""
+    tuned SVM of the best feature type by cross-validation, each network's
+    seed ensemble and the combined models; the speaker shift.
+
+    Up to :data:`MAX_SPEAKERS_AS_LINES` speakers per split, one line per
+    approach across the speakers; above, one box per approach (quartiles,
+    median) with every speaker as a dot, approaches one below the other.
+    The dotted line is the split's chance level (:func:`majority_rate`).
+    ``word`` names a speaker on the axes (default: :func:`speaker_word`).
+    """
     import numpy as np
 
     plt = _mpl()
+    word = word or speaker_word(svm)
     splits = list(svm["keys"])
-    fig, axes = plt.subplots(1, len(splits), figsize=(7.2, 2.8), sharey=True, constrained_layout=True,
-                             squeeze=False, gridspec_kw={"width_ratios": [max(2, len(
-                                 approaches(svm, nets, s)[0]["per_speaker"])) for s in splits]})
+    hz = svm["readings"]["hz"]
+    keep = {f"spec SVM, {hz['best']}", f"tuned SVM, {hz['best_by_cv']}"}
+    per = {s: [r for r in approaches(svm, nets, s, None, fusion)
+               if r["label"] in keep or (r["group"] != "svm" and "mean of" not in r["label"])] for s in splits}
+    compact = compact_per_speaker(svm)
+    if compact:
+        n_rows = len(per[splits[0]])
+        fig, axes = plt.subplots(1, len(splits), figsize=(7.2, 0.32 * n_rows + 1.0), sharey=True,
+                                 constrained_layout=True, squeeze=False)
+    else:
+        fig, axes = plt.subplots(1, len(splits), figsize=(7.2, 2.8), sharey=True, constrained_layout=True,
+                                 squeeze=False, gridspec_kw={"width_ratios": [max(2, len(per[s][0]["per_speaker"]))
+                                                                              for s in splits]})
     for ax, s in zip(axes[0], splits):
-        hz = svm["readings"]["hz"]
-        keep = {f"spec SVM, {hz['best']}", f"tuned SVM, {hz['best_by_cv']}"}
-        rows = [r for r in approaches(svm, nets, s, None, fusion)
-                if r["label"] in keep or (r["group"] != "svm" and "mean of" not in r["label"])]
+        rows = per[s]
         speakers = list(rows[0]["per_speaker"])
-        x = np.arange(len(speakers))
-        for i, r in enumerate(rows):
-            style = dict(marker="o", ms=3, lw=0.8) if r["group"] != "svm" else dict(marker=".", ms=3, lw=0.5, ls="--")
-            ax.plot(x, [100 * r["per_speaker"][a] for a in speakers], label=r["label"],
-                    color=f"C{i}", **style)
-        ax.axhline(100 / len(svm["classes"]), color="gray", ls=":", lw=0.8)
-        ax.set_xticks(x, speakers)
-        ax.set_xlabel(f"{s} speaker")
-        ax.set_ylim(0, 100)
-        ax.set_title(s)
-    axes[0][0].set_ylabel("accuracy (%)")
-    axes[0][-1].legend(fontsize=6, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        chance = 100 * majority_rate(svm["keys"][s])
+        if compact:
+            y = np.arange(len(rows))[::-1]
+            data = [[100 * r["per_speaker"][a] for a in speakers] for r in rows]
+            ax.boxplot(data, positions=y, vert=False, widths=0.55, showfliers=False, whis=1.5,
+                       medianprops={"color": "k", "lw": 1}, boxprops={"lw": 0.7}, whiskerprops={"lw": 0.7},
+                       capprops={"lw": 0.7})
+            rng = np.random.default_rng(0)  # fixed jitter: the same figure every build
+            for i, (yi, vals) in enumerate(zip(y, data)):
+                ax.plot(vals, yi + rng.uniform(-0.18, 0.18, len(vals)), ".", ms=2.5, alpha=0.6,
+                        color=f"C{i}" if rows[i]["group"] != "svm" else "0.45")
+            ax.axvline(chance, color="gray", ls=":", lw=0.8)
+            ax.set_yticks(y, [r["label"] for r in rows])
+            ax.set_xlim(0, 100)
+            ax.set_xlabel(f"accuracy per {s} {word} (%)")
+            ax.set_title(f"{s} ({len(speakers)} {word}s)")
+            ax.grid(axis="x", lw=0.3, alpha=0.5)
+        else:
+            x = np.arange(len(speakers))
+            for i, r in enumerate(rows):
+                style = dict(marker="o", ms=3, lw=0.8) if r["group"] != "svm" else dict(marker=".", ms=3, lw=0.5, ls="--")
+                ax.plot(x, [100 * r["per_speaker"][a] for a in speakers], label=r["label"],
+                        color=f"C{i}", **style)
+            ax.axhline(chance, color="gray", ls=":", lw=0.8)
+            ax.set_xticks(x, speakers, rotation=90 if len(speakers) > 8 else 0)
+            ax.set_xlabel(f"{s} {word}")
+            ax.set_ylim(0, 100)
+            ax.set_title(s)
+    if not compact:
+        axes[0][0].set_ylabel("accuracy (%)")
+        axes[0][-1].legend(fontsize=6, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     save_figure(fig, path)

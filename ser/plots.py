@@ -68,31 +68,44 @@ def plot_mel_db(S_power: np.ndarray, *, sr_hz: int, hop_length: int, fmax_hz: fl
     return ax, img
 
 
-def plot_confusion(cm, classes, *, ax=None, title: str = ""):
-    """Counts with the row-normalised percentage; rows true, columns predicted."""
+def plot_confusion(cm, classes, *, ax=None, title: str = "", xticklabels: bool = True, yticklabels: bool = True):
+    """Counts with the row-normalised percentage; rows true, columns predicted.
+
+    Sized to the classes: with more than four, the cell text and the tick
+    labels are smaller and the predicted classes' names are slanted.
+    ``xticklabels``/``yticklabels`` False leave a panel's class names to its
+    neighbours (a grid of matrices names them once per row and column).
+    """
     plt = _mpl()
     if ax is None:
         _, ax = plt.subplots(figsize=(2.4, 2.2))
     cm = np.asarray(cm)
+    n = len(classes)
     rows = cm.sum(axis=1, keepdims=True)
     frac = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
     ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
+    cell_font = 6.5 if n <= 4 else max(4.0, 6.5 * 4.5 / n)
+    tick_font = 8 if n <= 4 else 6.5
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, f"{cm[i, j]}\n{100 * frac[i, j]:.0f}%", ha="center", va="center", fontsize=6.5,
-                    color="white" if frac[i, j] > 0.6 else "black")
-    ax.set_xticks(range(len(classes)), classes, rotation=0)
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+            ax.text(j, i, f"{cm[i, j]}\n{100 * frac[i, j]:.0f}%", ha="center", va="center", fontsize=cell_font,
+                    linespacing=1.0 if n > 4 else 1.2, color="white" if frac[i, j] > 0.6 else "black")
+    slant = n > 4 and max(len(str(c)) for c in classes) * n > 28
+    ax.set_xticks(range(n), classes if xticklabels else [""] * n, rotation=40 if slant else 0,
+                  ha="right" if slant else "center", rotation_mode="anchor", fontsize=tick_font)
+    ax.set_yticks(range(n), classes if yticklabels else [""] * n, fontsize=tick_font)
+    ax.set_xlabel("predicted" if xticklabels else "")
+    ax.set_ylabel("true" if yticklabels else "")
     ax.set_title(title)
     return ax
 
 
-def plot_accuracy_bars(labels, groups: dict, *, ax=None, chance: float | None = None, ylabel="test accuracy"):
+def plot_accuracy_bars(labels, groups: dict, *, ax=None, chance: float | None = None, ylabel="test accuracy",
+                       chance_label: str = "chance"):
     """Grouped bars with 95% interval whiskers.
 
-    ``groups`` maps a series name to a list of ``(accuracy, (lo, hi))``, one per label.
+    ``groups`` maps a series name to a list of ``(accuracy, (lo, hi))``, one per label;
+    ``chance`` (a rate) draws a dotted line named ``chance_label``.
     """
     plt = _mpl()
     if ax is None:
@@ -108,7 +121,7 @@ def plot_accuracy_bars(labels, groups: dict, *, ax=None, chance: float | None = 
         ax.bar(pos, 100 * acc, width, label=name)
         ax.errorbar(pos, 100 * acc, yerr=[100 * (acc - lo), 100 * (hi - acc)], fmt="none", ecolor="k", lw=0.8, capsize=2)
     if chance is not None:
-        ax.axhline(100 * chance, color="gray", ls=":", lw=0.8, label="chance")
+        ax.axhline(100 * chance, color="gray", ls=":", lw=0.8, label=chance_label)
     ax.set_xticks(x, labels)
     ax.set_ylabel(f"{ylabel} (%)")
     ax.set_ylim(0, 100)

@@ -7,6 +7,11 @@ a section, add both files: nothing else changes. A second section may read the
 same results file: ``NN-key.name.html.j2`` (the appendix, ``90-data.appendix``,
 reads ``data.json`` and the build facts in ``meta``).
 
+Every template also sees the corpus' facts (:func:`corpus_facts`) as
+``corpus``, the speaker words ``spk``/``spks``/``Spk``/``Spks`` ("actor" for
+RAVDESS, "speaker" otherwise) and ``folds_of(v)``, a validation scheme in
+words (:func:`describe_folds`), so no template assumes one corpus.
+
 The same templates give two documents. The PDF is rendered with ``print.css``
 (``screen`` is None in the templates). The HTML twin is rendered with
 ``screen`` set: ``screen.css`` in a ``<style>``, every figure and the example
@@ -81,6 +86,210 @@ def make_env(report_dir: str | Path):
     return env
 
 
+# -- facts of the corpus the templates word themselves by ---------------------
+
+BALANCE_TOLERANCE = 0.01
+"""A split is balanced when its largest class's share is within this of 1/n_classes."""
+MANY_SPEAKERS = 12
+"""Above this many speakers in a split, the report gives counts and ranges instead of lists."""
+
+
+def speaker_words(card: dict | None) -> dict[str, str]:
+    """What the report calls a speaker: the card's ``speaker_source.word``
+    ("actor" for RAVDESS, "speaker" otherwise; "speaker" without a card)."""
+    word = ((card or {}).get("speaker_source") or {}).get("word") or "speaker"
+    return {"spk": word, "spks": word + "s", "Spk": word.capitalize(), "Spks": word.capitalize() + "s"}
+
+
+def class_balance(per_class: dict[str, int]) -> dict:
+    """How the classes of one split are balanced (``per_class``: clips per class).
+
+    ``chance`` is the majority class's share, the accuracy of always answering
+    the largest class; it equals 1/n_classes when the classes are balanced.
+    """
+    n = sum(per_class.values())
+    top = max(per_class.values()) if per_class else 0
+    rate = top / n if n else 0.0
+    uniform = 1 / len(per_class) if per_class else 0.0
+    return {"n_clips": n, "n_classes": len(per_class), "per_class": dict(per_class), "majority_rate": rate,
+            "majority_classes": [c for c, v in per_class.items() if v == top], "uniform_rate": uniform,
+            "chance": rate, "balanced": abs(rate - uniform) <= BALANCE_TOLERANCE}
+
+
+def chance_words(balance: dict, split: str) -> str:
+    """'chance (25%)' for a balanced split; for an unbalanced one, which rate it is:
+    "chance, the majority class's share of Test (Angry, 22.9%)"."""
+    if balance["balanced"]:
+        return f"chance ({pct(balance['chance'], 0)})"
+    return (f"chance, the majority class's share of {split} "
+            f"({', '.join(balance['majority_classes'])}, {pct(balance['chance'])})")
+
+
+def _classes_of_keys(keys, classes) -> dict[str, int]:
+    counts = {c: 0 for c in classes}
+    for k in keys:
+        c = str(k).split("/")[1]
+        counts[c] = counts.get(c, 0) + 1
+    return counts
+
+
+def speaker_facts(split: dict) -> dict:
+    """Speakers of one split of the card and their clips: the list, whether
+    every speaker has as many clips, and the range."""
+    per = split.get("clips_per_speaker") or {}
+    speakers = [str(s) for s in split.get("speakers") or []]
+    counts = [per[s] for s in speakers if s in per] or [per[k] for k in per]
+    out = {"n": len(speakers), "speakers": speakers, "known": bool(split.get("speakers_known", bool(speakers))),
+           "per_speaker": {s: per[s] for s in speakers if s in per}, "many": len(speakers) > MANY_SPEAKERS}
+    if counts:
+        srt = sorted(counts)
+        mid = len(srt) // 2
+        out.update(equal=len(set(counts)) == 1, min=srt[0], max=srt[-1],
+                   median=srt[mid] if len(srt) % 2 else (srt[mid - 1] + srt[mid]) / 2)
+    else:
+        out.update(equal=False, min=None, max=None, median=None)
+    return out
+
+
+def describe_folds(v: dict, words: dict[str, str], n_train_speakers: int | None = None) -> dict:
+    """A validation scheme (``scheme``, ``n_folds``, ``speaker_independent``,
+    ``folds`` as the networks' ``validation`` and the SVMs' ``folds`` record
+    them) in the report's words.
+
+    Returns
+    -------
+    dict with ``kind`` ("loso", "group" or "clips"), ``text`` (e.g.
+    "leave-one-actor-out over the 4 training actors"), ``folds_phrase`` ("4
+    leave-one-actor-out folds"), ``independent``, ``n_folds``, ``folds`` (names
+    as text), ``labels`` (a column header per fold: "Actor 5 held out" or
+    "fold 1"), ``short_labels`` (the names) and ``group_label`` (a header
+    over the short labels).
+    """
+    spk, spks, Spk = words["spk"], words["spks"], words["Spk"]
+    scheme = str(v.get("scheme", ""))
+    folds = [str(f) for f in v.get("folds", [])]
+    n = int(v.get("n_folds", len(folds)))
+    independent = bool(v.get("speaker_independent", "clips" not in scheme))
+    over = f"{n_train_speakers} training {spks}" if n_train_speakers else f"the training {spks}"
+    if scheme.startswith("leave-one-"):
+        kind = "loso"
+        text = f"leave-one-{spk}-out over the {n} training {spks}"
+        phrase = f"{n} leave-one-{spk}-out folds"
+        labels, group = [f"{Spk} {f} held out" for f in folds], f"{Spk} held out"
+    elif independent:
+        kind = "group"
+        text = f"{n}-fold stratified group cross-validation over {over} (all of a {spk}'s clips in one fold)"
+        phrase = f"{n} stratified group folds"
+        labels, group = [f"fold {f}" for f in folds], "fold"
+    else:
+        kind = "clips"
+        text = f"{n}-fold stratified cross-validation over the training clips"
+        phrase = f"{n} stratified folds over clips"
+        labels, group = [f"fold {f}" for f in folds], "fold"
+    return {"kind": kind, "scheme": scheme, "text": text, "folds_phrase": phrase, "independent": independent,
+            "n_folds": n, "folds": folds, "labels": labels, "short_labels": folds, "group_label": group}
+
+
+def _recognised_corpus(results: dict) -> str | None:
+    """The corpus whose file names every clip has (RAVDESS, CREMA-D, EmoDB), or None."""
+    from .speakers import RECOGNISERS
+
+    card = results.get("data") or {}
+    src = card.get("speaker_source") or {}
+    if src.get("kind") == "recogniser":
+        return src.get("detail")
+    keys = [k for ks in ((results.get("svm") or {}).get("keys") or {}).values() for k in ks]
+    keys += list((results.get("mel_examples") or {}).get("clips") or [])
+    names = [str(k).rsplit("/", 1)[-1] for k in keys]
+    for corpus, rx in RECOGNISERS.items():
+        if names and all(rx.match(n) for n in names):
+            return corpus
+    return None
+
+
+def speaker_spread(svm: dict | None) -> dict | None:
+    """The lowest and highest accuracy of any SVM (spec or tuned, bands in Hz)
+    on a single speaker of any evaluation split: how far who speaks moves a
+    score. None without SVM results or per-speaker scores."""
+    if not svm:
+        return None
+    accs = [a for k in svm["readings"]["hz"]["kinds"].values() for m in ("spec", "tuned")
+            for t in k[m]["splits"].values() for a in (t.get("per_speaker") or {}).values()]
+    return {"min": min(accs), "max": max(accs)} if accs else None
+
+
+def _per_speaker_compact(svm: dict | None) -> bool:
+    """Whether the per-speaker figure shows distributions (:func:`ser.figures.per_speaker_figure`)."""
+    from .figures import compact_per_speaker
+
+    return bool(svm) and compact_per_speaker(svm)
+
+
+def corpus_facts(results: dict[str, dict]) -> dict:
+    """What the templates need to word the report for any corpus, from the
+    results files present (the card ``data``, ``svm``, ``cnn1d``, ``cnn2d``).
+
+    Returns
+    -------
+    dict with the speaker words (``spk`` ...), ``source_text`` (how the
+    speakers were found, or None), ``corpus`` (a recognised corpus name or
+    None), ``classes``, ``splits`` (per split: ``balance`` as
+    :func:`class_balance`, ``chance_text``, ``speakers`` as
+    :func:`speaker_facts`), ``chance_text`` (the chance line of a figure of
+    every evaluation split, in words), ``eval_splits``, ``unbalanced_splits``,
+    ``show_uar`` (an evaluation split is unbalanced: every accuracy table
+    shows UAR beside it), ``speaker_spread`` (:func:`speaker_spread`),
+    ``schemes`` (per model family present, :func:`describe_folds`) and
+    ``protocol`` (the one scheme they share, or None when they differ or none
+    is recorded).
+    """
+    card = results.get("data") or {}
+    svm = results.get("svm") or {}
+    words = speaker_words(card)
+    classes = list(card.get("classes") or svm.get("classes") or [])
+    splits = {}
+    if card.get("splits"):
+        for name, s in card["splits"].items():
+            splits[name] = {"balance": class_balance({c: s["per_class"].get(c, 0) for c in classes} if classes
+                                                     else s["per_class"]),
+                            "speakers": speaker_facts(s)}
+    for name, keys in (svm.get("keys") or {}).items():
+        if name not in splits:
+            splits[name] = {"balance": class_balance(_classes_of_keys(keys, classes)), "speakers": None}
+    for name, s in splits.items():
+        s["chance_text"] = chance_words(s["balance"], name)
+    eval_splits = [s for s in splits if s != "Train"]
+    chances = list(dict.fromkeys(splits[s]["chance_text"] for s in eval_splits))
+    if len(chances) > 1:  # say which split each balanced rate belongs to
+        chances = [t if not splits[s]["balance"]["balanced"] else f"{t} on {s}"
+                 for s, t in ((s, splits[s]["chance_text"]) for s in eval_splits)]
+    train = splits.get("Train", {}).get("speakers")
+    n_train = train["n"] if train and train["known"] and train["n"] else None
+    schemes = {}
+    kinds = ((svm.get("readings") or {}).get("hz") or {}).get("kinds") or {}
+    first = next(iter(kinds.values()), None)
+    if first is not None and isinstance(first.get("folds"), dict):
+        schemes["svm"] = describe_folds(first["folds"], words, n_train)
+    for net in ("cnn1d", "cnn2d"):
+        v = (results.get(net) or {}).get("validation")
+        if isinstance(v, dict) and "scheme" in v:
+            schemes[net] = describe_folds(v, words, n_train)
+    texts = {(s["text"], s["independent"]) for s in schemes.values()}
+    protocol = next(iter(schemes.values())) if len(texts) == 1 else None
+    src = card.get("speaker_source") or {}
+    return {**words, "source_text": src.get("text"), "source_kind": src.get("kind"),
+            "corpus": _recognised_corpus(results), "classes": classes, "n_classes": len(classes),
+            "many_classes": len(classes) > 5, "splits": splits, "eval_splits": eval_splits,
+            "chance_text": "; ".join(chances),
+            "unbalanced_splits": [s for s in eval_splits if not splits[s]["balance"]["balanced"]],
+            "show_uar": any(not splits[s]["balance"]["balanced"] for s in eval_splits),
+            "speaker_spread": speaker_spread(svm or None),
+            "per_speaker_compact": _per_speaker_compact(svm),
+            "schemes": schemes, "protocol": protocol,
+            "independent": all(s["independent"] for s in schemes.values()) if schemes else
+            bool(card.get("splits", {}).get("Train", {}).get("speakers_known", True))}
+
+
 def render_html(report_dir, results_dir, figures_rel: str, meta: dict, *, screen: dict | None = None) -> str:
     """The whole report as one HTML string.
 
@@ -98,6 +307,11 @@ def render_html(report_dir, results_dir, figures_rel: str, meta: dict, *, screen
         if key not in results:
             raise SerError(f"{Path(results_dir) / (key + '.json')}: results file of section '{key}' is missing "
                            "(run its doit task)")
+    facts = corpus_facts(results)
+    train = facts["splits"].get("Train", {}).get("speakers")
+    n_train = train["n"] if train and train["known"] and train["n"] else None
+    words = speaker_words(results.get("data"))
+    env.globals.update(corpus=facts, folds_of=lambda v: describe_folds(v, words, n_train), **words)
     bodies = []
     for key, name in sections:
         bodies.append(env.get_template(name).render(r=results[key], results=results, fig=figures_rel, meta=meta,
