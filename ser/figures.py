@@ -299,7 +299,7 @@ def per_speaker_figure(svm: dict, nets: dict[str, dict | None], path, fusion: di
                        capprops={"lw": 0.7})
             rng = np.random.default_rng(0)  # fixed jitter: the same figure every build
             for i, (yi, vals) in enumerate(zip(y, data)):
-                ax.plot(vals, yi + rng.uniform(-0.18, 0.18, len(vals)), ".", ms=2.5, alpha=0.6,
+                ax.plot(vals, yi + rng.uniform(-0.18, 0.18, len(vals)), ".", ms=2.5, alpha=0.6, clip_on=False,
                         color=f"C{i}" if rows[i]["group"] != "svm" else "0.45")
             ax.axvline(chance, color="gray", ls=":", lw=0.8)
             ax.set_yticks(y, [r["label"] for r in rows])
@@ -307,6 +307,11 @@ def per_speaker_figure(svm: dict, nets: dict[str, dict | None], path, fusion: di
             ax.set_xlabel(f"accuracy per {s} {word} (%)")
             ax.set_title(f"{s} ({len(speakers)} {word}s)")
             ax.grid(axis="x", lw=0.3, alpha=0.5)
+        elif not speakers:  # a data set without speakers (speaker_pattern = "none")
+            ax.text(0.5, 0.5, f"the {word}s of {s} are not known", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_ylim(0, 100)
+            ax.set_title(s)
         else:
             x = np.arange(len(speakers))
             for i, r in enumerate(rows):

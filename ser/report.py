@@ -178,7 +178,7 @@ def describe_folds(v: dict, words: dict[str, str], n_train_speakers: int | None 
         labels, group = [f"{Spk} {f} held out" for f in folds], f"{Spk} held out"
     elif independent:
         kind = "group"
-        text = f"{n}-fold stratified group cross-validation over {over} (all of a {spk}'s clips in one fold)"
+        text = f"{n}-fold stratified group cross-validation over {over}, all of a {spk}'s clips in one fold"
         phrase = f"{n} stratified group folds"
         labels, group = [f"fold {f}" for f in folds], "fold"
     else:
@@ -239,6 +239,7 @@ def corpus_facts(results: dict[str, dict]) -> dict:
     every evaluation split, in words), ``eval_splits``, ``unbalanced_splits``,
     ``show_uar`` (an evaluation split is unbalanced: every accuracy table
     shows UAR beside it), ``speaker_spread`` (:func:`speaker_spread`),
+    ``speakers_known`` (False for a data set without speakers),
     ``schemes`` (per model family present, :func:`describe_folds`) and
     ``protocol`` (the one scheme they share, or None when they differ or none
     is recorded).
@@ -285,6 +286,7 @@ def corpus_facts(results: dict[str, dict]) -> dict:
             "show_uar": any(not splits[s]["balance"]["balanced"] for s in eval_splits),
             "speaker_spread": speaker_spread(svm or None),
             "per_speaker_compact": _per_speaker_compact(svm),
+            "speakers_known": bool(card.get("splits", {}).get("Train", {}).get("speakers_known", True)),
             "schemes": schemes, "protocol": protocol,
             "independent": all(s["independent"] for s in schemes.values()) if schemes else
             bool(card.get("splits", {}).get("Train", {}).get("speakers_known", True))}
