@@ -294,7 +294,12 @@ def per_speaker_figure(svm: dict, nets: dict[str, dict | None], path, fusion: di
         if compact:
             y = np.arange(len(rows))[::-1]
             data = [[100 * r["per_speaker"][a] for a in speakers] for r in rows]
-            ax.boxplot(data, positions=y, vert=False, widths=0.55, showfliers=False, whis=1.5,
+            import matplotlib
+
+            # matplotlib 3.10 names the orientation; "vert" is deprecated from 3.11
+            horizontal = ({"orientation": "horizontal"} if tuple(int(p) for p in matplotlib.__version__.split(".")[:2])
+                          >= (3, 10) else {"vert": False})
+            ax.boxplot(data, positions=y, widths=0.55, showfliers=False, whis=1.5, **horizontal,
                        medianprops={"color": "k", "lw": 1}, boxprops={"lw": 0.7}, whiskerprops={"lw": 0.7},
                        capprops={"lw": 0.7})
             rng = np.random.default_rng(0)  # fixed jitter: the same figure every build

@@ -292,6 +292,20 @@ def corpus_facts(results: dict[str, dict]) -> dict:
             bool(card.get("splits", {}).get("Train", {}).get("speakers_known", True))}
 
 
+def report_env(report_dir, results: dict[str, dict]):
+    """The templates' environment for one set of results: the filters, and as
+    globals the corpus' facts (``corpus``), the speaker words (``spk``,
+    ``spks``, ``Spk``, ``Spks``) and ``folds_of(v)`` (a validation scheme in
+    words), which imported macros see too."""
+    env = make_env(report_dir)
+    facts = corpus_facts(results)
+    train = facts["splits"].get("Train", {}).get("speakers")
+    n_train = train["n"] if train and train["known"] and train["n"] else None
+    words = speaker_words(results.get("data"))
+    env.globals.update(corpus=facts, folds_of=lambda v: describe_folds(v, words, n_train), **words)
+    return env
+
+
 def render_html(report_dir, results_dir, figures_rel: str, meta: dict, *, screen: dict | None = None) -> str:
     """The whole report as one HTML string.
 
@@ -302,18 +316,13 @@ def render_html(report_dir, results_dir, figures_rel: str, meta: dict, *, screen
     """
     from markupsafe import Markup
 
-    env = make_env(report_dir)
     sections = discover_sections(report_dir)
     results = {p.name[: -len(".json")]: load_json(p) for p in sorted(Path(results_dir).glob("*.json"))}
     for key, _ in sections:
         if key not in results:
             raise SerError(f"{Path(results_dir) / (key + '.json')}: results file of section '{key}' is missing "
                            "(run its doit task)")
-    facts = corpus_facts(results)
-    train = facts["splits"].get("Train", {}).get("speakers")
-    n_train = train["n"] if train and train["known"] and train["n"] else None
-    words = speaker_words(results.get("data"))
-    env.globals.update(corpus=facts, folds_of=lambda v: describe_folds(v, words, n_train), **words)
+    env = report_env(report_dir, results)
     bodies = []
     for key, name in sections:
         bodies.append(env.get_template(name).render(r=results[key], results=results, fig=figures_rel, meta=meta,
