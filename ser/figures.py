@@ -45,6 +45,7 @@ def mel_examples_figure(clips: list[Clip], class_names: list[str], mel_cfg, path
     """
     plt = _mpl()
     chosen = example_clips(clips, class_names)
+    many = len(class_names) > 4
     fig, axes = plt.subplots(len(SPLITS), len(class_names), figsize=(7.2, 4.6), sharey=True,
                              constrained_layout=True)
     img = None
@@ -55,7 +56,12 @@ def mel_examples_figure(clips: list[Clip], class_names: list[str], mel_cfg, path
             S = mel_from_config(y, sr, mel_cfg, n_frames=None)
             ax = axes[i, j]
             _, img = plot_mel_db(S, sr_hz=sr, hop_length=hop_samples(sr, mel_cfg.hop_s), ax=ax,
-                                 title=f"{split} / {name}", mark_frame=mel_cfg.n_frames)
+                                 title=f"{split}\n{name}" if many else f"{split} / {name}", mark_frame=mel_cfg.n_frames)
+            if many:  # narrow panels: fewer, smaller time ticks
+                from matplotlib.ticker import MaxNLocator
+
+                ax.xaxis.set_major_locator(MaxNLocator(2))
+                ax.tick_params(labelsize=6.5)
             if j:
                 ax.set_ylabel("")
             if i == 0:

@@ -263,8 +263,9 @@ def plot_image_grid(records: Sequence[dict], *, fig=None, per_class: int = 1, lo
     splits = [s for s in SPLITS if any(k[0] == s for k in ex)]
     classes = sorted({k[1] for k in ex})
     n_rows = len(splits) * per_class
+    many = len(classes) > 4  # the grid keeps to a page's width: narrower panels, two-line titles
     if fig is None:
-        fig = _mpl().figure(figsize=(1.7 * len(classes), 1.9 * n_rows))
+        fig = _mpl().figure(figsize=(min(1.7, 7.2 / len(classes)) * len(classes), (2.1 if many else 1.9) * n_rows))
     axes = fig.subplots(n_rows, len(classes), squeeze=False, gridspec_kw={"hspace": 0.45})
     for si, split in enumerate(splits):
         for ci, name in enumerate(classes):
@@ -278,7 +279,7 @@ def plot_image_grid(records: Sequence[dict], *, fig=None, per_class: int = 1, lo
                     continue
                 img = read_png(recs[k]["path"])
                 ax.imshow(img, cmap="gray", vmin=0, vmax=255, aspect="auto", interpolation="antialiased")
-                ax.set_title(f"{split} / {name}", fontsize="small")
+                ax.set_title(f"{split}\n{name}" if many else f"{split} / {name}", fontsize="small")
                 ax.set_xlabel(f"{img.shape[1]} frames", fontsize="x-small")
                 if ci == 0:
                     ax.set_ylabel(f"{img.shape[0]} mel bands\n(low at {'bottom' if low_at_bottom else 'top'})",
