@@ -89,7 +89,8 @@ def render(template: str, results: dict, **context) -> str:
     """``template`` (a file under report/, or template text) rendered with the report's environment."""
     env = report_env(REPORT, results)
     t = env.get_template(template) if template.endswith(".j2") else env.from_string(template)
-    return re.sub(r"\s+", " ", t.render(results=results, fig="figures", meta={}, screen=None, **context))
+    context = {"results": results, "fig": "figures", "meta": {}, "screen": None, **context}
+    return re.sub(r"\s+", " ", t.render(**context))
 
 
 def visible(html: str) -> str:
@@ -305,3 +306,15 @@ def test_confusion_matrices_of_seven_classes_slant_their_names(tmp_path):
     network_confusion_figure(res, tmp_path / "c.svg")
     svg = (tmp_path / "c.svg").read_text()
     assert all(c in svg for c in EMODB) and "rotate(-40" in svg
+
+
+def test_the_title_page_names_and_credits_the_corpus():
+    meta = {"title": "T", "subtitle": "S", "dataset_name": "EmotionSpeech (RAVDESS speech subset)", "data_name": "ES",
+            "n_clips": 535, "split_clips": {"Train": 312, "Test": 223}, "classes": EMODB, "fingerprint": "ab",
+            "build": {"source": None, "python": "3.11", "packages": {"torch": "2"}}}
+    emo = card(**EMO_CARD)
+    emo["speaker_source"].update(kind="recogniser", detail="EmoDB", word="speaker")
+    page = render("base.html.j2", {"data": emo}, body="", toc=[], meta=meta)
+    assert "<th>Data set</th><td>EmoDB: folder" in page and "Burkhardt F" in page and "RAVDESS" not in page
+    page = render("base.html.j2", {"data": card(**RAV_CARD)}, body="", toc=[], meta=meta)
+    assert "EmotionSpeech (RAVDESS speech subset): folder" in page and "Livingstone SR" in page
