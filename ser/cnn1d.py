@@ -411,9 +411,12 @@ def learner(cfg, n_classes: int):
     as :class:`SpeakerWaves`, which carry each clip's speaker level (nothing
     is fitted); the other candidates read the waveforms of either, unchanged.
     """
+    import dataclasses
+
     from .augment import AugmentSpec, make_augment
     from .protocol import Learner, Trained
-    from .training import TrainConfig, evaluate, fit, seed_everything
+    from .training import (TrainConfig, environment, evaluate, fit, load_model_arrays, model_arrays,
+                           seed_everything)
 
     def pick(x, params):
         waves = x.waves if isinstance(x, SpeakerWaves) else x
@@ -446,7 +449,20 @@ def learner(cfg, n_classes: int):
     def predict(trained, params, x):
         return evaluate(trained.model, as_input(x, params, trained.state["train_rms_scale"]), None)[2]
 
-    return Learner(fit=fit_one, predict=predict)
+    def view(x, params):  # what a candidate's fit reads: its window's waveforms (and speaker levels)
+        return pick(x, params), levels(x, params)
+
+    def restore(arrays, state):
+        return Trained(load_model_arrays(build_model(n_classes, sr_hz=cfg.sr_hz, **model_kwargs(cfg)), arrays),
+                       dict(state))
+
+    # the run cache's key (ser.runs): the settings a fit reads, not the grid, epochs, seeds or threads
+    free = {"max_epochs", "smooth_epochs", "grid_window", "grid_norm", "grid_shift_s", "speaker_norm_windows",
+            "val_seeds", "seeds", "threads"}
+    key = {"net": "WaveCNN", "n_classes": int(n_classes), **environment(),
+           "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in free}}
+    return Learner(fit=fit_one, predict=predict, key=key, code=("ser.cnn1d", "ser.training", "ser.augment"),
+                   view=view, export=lambda t: model_arrays(t.model), restore=restore)
 
 
 def describe(cfg, n_classes: int) -> dict:

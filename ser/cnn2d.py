@@ -159,9 +159,12 @@ def learner(cfg, n_classes: int):
     the channel of ``x`` the candidate reads (:func:`pick_input`); mixup,
     when on, mixes inputs and targets (:func:`ser.augment.make_mix`).
     """
+    import dataclasses
+
     from .augment import AugmentSpec, make_augment, make_mix
     from .protocol import Learner, Trained
-    from .training import TrainConfig, evaluate, fit, seed_everything
+    from .training import (TrainConfig, environment, evaluate, fit, load_model_arrays, model_arrays,
+                           seed_everything)
 
     def fit_one(params, x, y, *, seed, epochs, x_val=None, y_val=None, log=None):
         seed_everything(seed)
@@ -178,7 +181,16 @@ def learner(cfg, n_classes: int):
     def predict(trained, params, x):
         return evaluate(trained.model, torch.from_numpy(pick_input(x, params)), None)[2]
 
-    return Learner(fit=fit_one, predict=predict)
+    def restore(arrays, state):
+        return Trained(load_model_arrays(build_model(n_classes, **model_kwargs(cfg)), arrays), dict(state))
+
+    # the run cache's key (ser.runs): the settings a fit reads, not the candidates, epochs or seeds
+    free = {"max_epochs", "smooth_epochs", "val_seeds", "seeds", "augmentations", "speaker_norm"}
+    key = {"net": "Cnn2d", "n_classes": int(n_classes), **environment(),
+           "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in free}}
+    return Learner(fit=fit_one, predict=predict, key=key, code=("ser.cnn2d", "ser.training", "ser.augment"),
+                   view=lambda x, params: pick_input(x, params), export=lambda t: model_arrays(t.model),
+                   restore=restore)
 
 
 def describe(cfg, n_classes: int) -> dict:

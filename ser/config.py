@@ -230,7 +230,9 @@ class Cnn1dConfig:
     speaker_norm_windows: tuple[str, ...] = ("onset",)
     val_seeds: tuple[int, ...] = (0, 1)  # every fold trained once per seed; scores are their mean
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    threads: int = 2  # torch.set_num_threads for the build (CI has 2 cores); 0: torch's default
+    # torch threads of the 1D CNN's runs when set, instead of [runs] threads (kept for old override
+    # files; [runs] threads is the one place); 0: torch's default
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,23 @@ class FusionConfig:
 
 
 @dataclass(frozen=True)
+class RunsConfig:
+    """How the networks' training runs are executed (ser/runs.py).
+
+    The protocol's runs (candidate x fold x validation seed, then the final
+    seeds) are independent: ``n_jobs`` of them train side by side, each in its
+    own process with ``threads`` torch threads, and each is kept in the run
+    cache (build/cache/runs/) and read back when the same run recurs. A run's
+    numbers do not depend on ``n_jobs`` or on the cache; they do depend on
+    ``threads`` (the 2D CNN's do), so ``threads`` is part of a run's key.
+    """
+
+    n_jobs: int = 1  # runs side by side; 0: the usable cores over threads; always 1 on a GPU
+    threads: int = 2  # torch threads per run and per network step (the anchors' too); 0: torch's default
+    cache: bool = True  # keep and reuse every run's output in build/cache/runs/
+
+
+@dataclass(frozen=True)
 class Config:
     mel: MelConfig = field(default_factory=MelConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -273,6 +292,7 @@ class Config:
     onset: OnsetConfig = field(default_factory=OnsetConfig)
     anchors: AnchorsConfig = field(default_factory=AnchorsConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    runs: RunsConfig = field(default_factory=RunsConfig)
     seed: int = 0
 
     def section(self, name: str) -> str:

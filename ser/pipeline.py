@@ -177,11 +177,12 @@ def build_report(report_dir, results_dir, figures_dir, html_path, pdf_path, cfg=
 
 
 def _torch_threads(n: int | None = None) -> None:
-    import os
+    """torch's thread count for a step: ``n``, else ``[runs] threads`` of the
+    configuration (0: torch's default, left as it is)."""
+    from .config import CONFIG
+    from .runs import set_threads
 
-    import torch
-
-    torch.set_num_threads(n or max(1, min(os.cpu_count() or 1, 8)))
+    set_threads(CONFIG.runs.threads if n is None else n)
 
 
 def save_network(results: dict, trained: dict, models_dir, prefix: str, out_json) -> None:
@@ -206,10 +207,15 @@ def build_cnn1d(data_dir, models_dir, out_json, cfg) -> None:
     from .dataset import eval_splits_of
 
     clips = list_clips(data_dir)
+    from .config import CACHE_DIR
     from .protocol import fold_options
+    from .runs import options, using
 
-    results, trained = run_cnn1d(clips, cfg.cnn1d, eval_splits=eval_splits_of(clips), onset=cfg.onset, log=say,
-                                 fold_options=fold_options(cfg))
+    runs = options(cfg, cache_dir=CACHE_DIR / "runs", threads=cfg.cnn1d.threads)  # [cnn1d] threads, when set, wins
+    _torch_threads(runs.threads)
+    with using(runs):  # the protocol's runs side by side, cached by content (ser.runs)
+        results, trained = run_cnn1d(clips, cfg.cnn1d, eval_splits=eval_splits_of(clips), onset=cfg.onset, log=say,
+                                     fold_options=fold_options(cfg))
     save_network(results, trained, models_dir, "cnn1d", out_json)
 
 
@@ -249,13 +255,17 @@ def build_cnn2d(images_json, models_dir, out_json, cfg) -> None:
     """Section 3.2 through the shared protocol, every augmentation setting to the end."""
     from .cnn2d import run_cnn2d
 
-    _torch_threads()
+    from .config import CACHE_DIR
+    from .protocol import fold_options
+    from .runs import options, using
+
+    runs = options(cfg, cache_dir=CACHE_DIR / "runs")
+    _torch_threads(runs.threads)
     manifest = load_json(images_json)
     splits = [s for s in EVAL_SPLITS if any(r["split"] == s for r in manifest["records"])]
-    from .protocol import fold_options
-
-    results, trained = run_cnn2d(manifest["records"], cfg.cnn2d, classes=manifest["classes"], eval_splits=splits,
-                                 log=say, fold_options=fold_options(cfg))
+    with using(runs):  # the protocol's runs side by side, cached by content (ser.runs)
+        results, trained = run_cnn2d(manifest["records"], cfg.cnn2d, classes=manifest["classes"], eval_splits=splits,
+                                     log=say, fold_options=fold_options(cfg))
     save_network(results, trained, models_dir, "cnn2d", out_json)
 
 

@@ -18,6 +18,11 @@ clips alone) and how to turn a trained model and inputs into class
 probabilities. The protocol never sees a network's internals, and validation
 never sees an evaluation split: it receives the training arrays only.
 
+Every training run (candidate x fold x validation seed, then final candidate
+x seed) is an independent unit, handed to :class:`ser.runs.Runner`: runs
+train side by side (``n_jobs``) and are cached by content, and neither
+changes a number (see :mod:`ser.runs`).
+
 Every function returns plain data (lists, dicts, floats) ready for JSON; the
 trained models are returned beside it, for the caller to save.
 """
@@ -30,6 +35,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .metrics import scores, seed_summary
+from .runs import Runner, RunOptions, RunSpec, current
 
 
 @dataclass
@@ -50,10 +56,23 @@ class Learner:
     (per-epoch ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``,
     ``seconds``). ``predict(trained, params, x)`` returns class probabilities
     [shape=(n_clips, n_classes)]. ``x`` is an array indexed by clip on axis 0.
+
+    The other fields let :mod:`ser.runs` cache a run by content: ``key``,
+    JSON data of everything besides the inputs, params, seed, epochs and
+    threads that a fit depends on (None: runs are never cached); ``code``,
+    the modules whose source text a fit runs; ``view(x, params)``, the part
+    of ``x`` a candidate's fit reads (default: all of it); ``export(trained)``
+    and ``restore(arrays, state)``, a final model as ``{name: array}`` and
+    back (without them, final runs are not cached).
     """
 
     fit: Callable[..., tuple[Trained, dict]]
     predict: Callable[[Trained, dict, Any], np.ndarray]
+    key: Any = None
+    code: tuple[str, ...] = ()
+    view: Callable[[Any, dict], Any] | None = None
+    export: Callable[[Trained], dict] | None = None
+    restore: Callable[[dict, dict], Trained] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,20 +160,8 @@ def declare(row: dict) -> dict:
     return {"model": model, "val_single": row["score"], "val_ensemble": ens}
 
 
-def validate_candidate(learner: Learner, params: dict, x, y, folds, pcfg: ProtocolConfig,
-                       *, log: Callable[[str], None], label: str = "") -> dict:
-    """The validation folds (``[(name, train_idx, val_idx)]``, from
-    :func:`ser.speakers.speaker_folds`) for one candidate, every validation
-    seed; its row of the validation table (score, epochs, mean curves,
-    per-fold numbers; a fold's ``speaker`` is its name)."""
-    runs = []
-    for speaker, tr, va in folds:
-        for vs in pcfg.val_seeds:
-            _, h = learner.fit(params, x[tr], y[tr], seed=vs, epochs=pcfg.max_epochs,
-                               x_val=x[va], y_val=y[va], log=lambda s: None)
-            log(f"{label} speaker {speaker} seed {vs}: val acc last {h['val_acc'][-1]:.3f}, "
-                f"best {max(h['val_acc']):.3f} ({h['seconds']:.0f} s)")
-            runs.append({"speaker": speaker, "seed": int(vs), "n_val": int(len(va)), "y_val": y[va], "val_idx": va, **h})
+def _candidate_row(params: dict, runs: list[dict], y, pcfg: ProtocolConfig) -> dict:
+    """One candidate's row of the validation table from its fold runs."""
     w = np.array([r["n_val"] for r in runs], float)
     mean_acc = np.average([r["val_acc"] for r in runs], axis=0, weights=w)
     mean_loss = np.average([r["val_loss"] for r in runs], axis=0, weights=w)
@@ -191,24 +198,55 @@ def validate_candidate(learner: Learner, params: dict, x, y, folds, pcfg: Protoc
     }
 
 
+def _fold_runs(runner: Runner, candidates: dict[str, dict], folds, pcfg: ProtocolConfig, *,
+               log: Callable[[str], None], name: str = "") -> dict[str, list[dict]]:
+    """Every candidate x fold x validation seed, as independent runs
+    (:class:`ser.runs.Runner`); per candidate its runs, in fold and seed order."""
+    y = runner.y
+    specs = [RunSpec("validation", cname, params, int(vs), pcfg.max_epochs, tr, va, fold=speaker)
+             for cname, params in candidates.items() for speaker, tr, va in folds for vs in pcfg.val_seeds]
+    out: dict[str, list[dict]] = {c: [] for c in candidates}
+    for spec, _, h, cached in runner.run(specs):
+        log(f"{name} val {spec.candidate} speaker {spec.fold} seed {spec.seed}: val acc last {h['val_acc'][-1]:.3f}, "
+            f"best {max(h['val_acc']):.3f} ({h['seconds']:.0f} s{', cached' if cached else ''})")
+        va = spec.val_idx
+        out[spec.candidate].append({"speaker": spec.fold, "seed": spec.seed, "n_val": int(len(va)), "y_val": y[va],
+                                    "val_idx": va, **h})
+    return out
+
+
+def validate_candidate(learner: Learner, params: dict, x, y, folds, pcfg: ProtocolConfig,
+                       *, log: Callable[[str], None], label: str = "", runner: Runner | None = None) -> dict:
+    """The validation folds (``[(name, train_idx, val_idx)]``, from
+    :func:`ser.speakers.speaker_folds`) for one candidate, every validation
+    seed; its row of the validation table (score, epochs, mean curves,
+    per-fold numbers; a fold's ``speaker`` is its name)."""
+    runner = runner or Runner(learner, x, y, current())
+    runs = _fold_runs(runner, {label: params}, folds, pcfg, log=log)[label]
+    return _candidate_row(params, runs, runner.y, pcfg)
+
+
 def validate(learner: Learner, candidates: dict[str, dict], x, y, groups, pcfg: ProtocolConfig,
-             *, log: Callable[[str], None], name: str = "", fold_options: dict | None = None) -> dict:
+             *, log: Callable[[str], None], name: str = "", fold_options: dict | None = None,
+             runner: Runner | None = None) -> dict:
     """The validation table over ``candidates`` ({name: params}) and the winner.
 
     ``groups``: each training clip's speaker (None: a data set without
     speakers); the folds are :func:`ser.speakers.speaker_folds` with
     ``fold_options`` (``max_loso``, ``k``, ``seed``; default: leave one
     speaker out up to 8 speakers, else 5 folds). Only the training arrays
-    come in: no evaluation split can reach a fit.
+    come in: no evaluation split can reach a fit. Every candidate's runs are
+    independent, and run side by side (``runner``; default: the
+    :func:`ser.runs.current` options).
     """
     from .speakers import speaker_folds
 
+    runner = runner or Runner(learner, x, y, current())
     folds, scheme = speaker_folds(groups, y, **{**FOLD_DEFAULTS, **(fold_options or {})})
+    runs = _fold_runs(runner, candidates, folds, pcfg, log=log, name=name)
     rows = {}
     for i, (cname, params) in enumerate(candidates.items()):
-        rows[cname] = validate_candidate(learner, params, x, y, folds, pcfg, log=log,
-                                         label=f"{name} val {cname}")
-        r = rows[cname]
+        rows[cname] = r = _candidate_row(params, runs[cname], runner.y, pcfg)
         log(f"{name} val {i + 1}/{len(candidates)} '{cname}': smoothed val acc {r['score']:.3f} "
             f"at epoch {r['epochs']} (last {r['val_acc_last']:.3f})")
     order = sorted(rows, key=lambda k: -rows[k]["score"])  # stable: the first listed wins ties
@@ -220,17 +258,29 @@ def validate(learner: Learner, candidates: dict[str, dict], x, y, groups, pcfg: 
             "margin": margin}
 
 
+def _final_runs(runner: Runner, finals: dict[str, tuple[dict, int]], pcfg: ProtocolConfig, *,
+                log: Callable[[str], None], name: str = "") -> dict[str, tuple[list[Trained], list[dict]]]:
+    """Per final candidate (``{name: (params, epochs)}``), one model per seed
+    on all training clips, as independent runs; their models and histories."""
+    everything = np.arange(len(runner.y))
+    specs = [RunSpec("final", cname, params, int(seed), int(epochs), everything)
+             for cname, (params, epochs) in finals.items() for seed in pcfg.seeds]
+    label = (lambda s: f"{name} '{s.candidate}'") if name else (lambda s: s.candidate)
+    out: dict[str, tuple[list, list]] = {c: ([], []) for c in finals}
+    for spec, t, h, cached in runner.run(specs, epoch_log=lambda s: (lambda m, p=f"{label(s)} seed {s.seed}": log(p + m))):
+        log(f"{label(spec)} seed {spec.seed}: trained {spec.epochs} epochs ({h['seconds']:.0f} s"
+            f"{', cached' if cached else ''})")
+        out[spec.candidate][0].append(t)
+        out[spec.candidate][1].append({"seed": spec.seed, **h})
+    return out
+
+
 def train_finals(learner: Learner, params: dict, x, y, pcfg: ProtocolConfig, *, epochs: int,
-                 log: Callable[[str], None], label: str = "") -> tuple[list[Trained], list[dict]]:
+                 log: Callable[[str], None], label: str = "", runner: Runner | None = None
+                 ) -> tuple[list[Trained], list[dict]]:
     """One model per seed on all training clips; their histories."""
-    trained, hists = [], []
-    for seed in pcfg.seeds:
-        t, h = learner.fit(params, x, y, seed=seed, epochs=epochs,
-                           log=lambda s, p=f"{label} seed {seed}": log(p + s))
-        log(f"{label} seed {seed}: trained {epochs} epochs ({h['seconds']:.0f} s)")
-        trained.append(t)
-        hists.append({"seed": int(seed), **h})
-    return trained, hists
+    runner = runner or Runner(learner, x, y, current())
+    return _final_runs(runner, {label: (params, epochs)}, pcfg, log=log)[label]
 
 
 def per_speaker(y_true, y_pred, speakers) -> dict[str, float]:
@@ -277,8 +327,14 @@ def predictions(probs: Sequence[np.ndarray], split: EvalSplit, seeds: Sequence[i
 def run_protocol(learner: Learner, candidates: dict[str, dict], x, y, groups, *, classes,
                  load_eval: Callable[[], list[EvalSplit]], pcfg: ProtocolConfig,
                  final: str = "chosen", log: Callable[[str], None] = print, name: str = "",
-                 train_keys: Sequence[str] | None = None, fold_options: dict | None = None) -> tuple[dict, dict]:
+                 train_keys: Sequence[str] | None = None, fold_options: dict | None = None,
+                 run_options: RunOptions | None = None) -> tuple[dict, dict]:
     """Validation, final models, one evaluation pass: the whole protocol.
+
+    The training runs (candidate x fold x validation seed, then final
+    candidate x seed) are independent: they run side by side and are cached
+    by content as ``run_options`` say (:mod:`ser.runs`; default: the
+    :func:`ser.runs.current` options, one after another without a cache).
 
     Parameters
     ----------
@@ -298,6 +354,7 @@ def run_protocol(learner: Learner, candidates: dict[str, dict], x, y, groups, *,
     train_keys : list of str, optional
         The training clips' keys, in the order of ``x``: recorded with the
         out-of-fold probabilities of each candidate's validation row.
+    run_options : :class:`ser.runs.RunOptions`, optional
 
     Returns
     -------
@@ -306,26 +363,31 @@ def run_protocol(learner: Learner, candidates: dict[str, dict], x, y, groups, *,
         candidate its ``params``, ``epochs``, ``seeds``, ``train_histories`` and
         ``splits`` (per evaluation split, :func:`evaluate_split`),
         ``predictions`` (per candidate and split, :func:`predictions`),
-        ``timings_s``.
+        ``timings_s``, ``runs`` (:meth:`ser.runs.Runner.record`: processes,
+        threads, and per kind of run how many ran, were trained and were read
+        from the cache).
     trained : dict
         ``{candidate: [Trained, ...]}`` in seed order, for the caller to save.
     """
     t_start = time.perf_counter()
     timings = {}
     y = np.asarray(y)
-    val = validate(learner, candidates, x, y, groups, pcfg, log=log, name=name, fold_options=fold_options)
+    runner = Runner(learner, x, y, run_options if run_options is not None else current())
+    val = validate(learner, candidates, x, y, groups, pcfg, log=log, name=name, fold_options=fold_options,
+                   runner=runner)
     timings["validation"] = time.perf_counter() - t_start
     log(f"{name} chose '{val['chosen']}', {val['candidates'][val['chosen']]['epochs']} epochs")
 
     t0 = time.perf_counter()
     finals = list(candidates) if final == "all" else [val["chosen"]]
+    done = _final_runs(runner, {c: (candidates[c], val["candidates"][c]["epochs"]) for c in finals}, pcfg,
+                       log=log, name=name)
     trained, models = {}, {}
     for cname in finals:
-        epochs = val["candidates"][cname]["epochs"]
-        trained[cname], hists = train_finals(learner, candidates[cname], x, y, pcfg, epochs=epochs, log=log,
-                                             label=f"{name} '{cname}'")
-        models[cname] = {"params": candidates[cname], "epochs": epochs, "seeds": list(pcfg.seeds),
-                         "states": [t.state for t in trained[cname]], "train_histories": hists, "splits": {}}
+        trained[cname], hists = done[cname]
+        models[cname] = {"params": candidates[cname], "epochs": val["candidates"][cname]["epochs"],
+                         "seeds": list(pcfg.seeds), "states": [t.state for t in trained[cname]],
+                         "train_histories": hists, "splits": {}}
     timings["final_training"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -340,7 +402,10 @@ def run_protocol(learner: Learner, candidates: dict[str, dict], x, y, groups, *,
                 f"± {s['summary']['std']:.3f}, ensemble {s['ensemble']['accuracy']:.3f}")
     timings["evaluation"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
+    rec = runner.record()
+    log(f"{name} runs: {rec['validation']['runs']} validation, {rec['final']['runs']} final; {rec['trained']} trained, "
+        f"{rec['cached']} read from the run cache ({rec['n_jobs']} process(es), {rec['threads']} thread(s) each)")
     val["train_keys"] = None if train_keys is None else list(train_keys)
     return {"classes": list(classes), "validation": val, "chosen": val["chosen"],
             "declared": declare(val["candidates"][val["chosen"]]), "models": models,
-            "predictions": preds, "timings_s": timings}, trained
+            "predictions": preds, "timings_s": timings, "runs": rec}, trained

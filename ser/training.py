@@ -30,6 +30,38 @@ def device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def environment() -> dict:
+    """What, besides the code and the data, makes torch give other numbers:
+    its version, the device (and GPU), the CPU kernels it uses and the
+    environment variables that pin them (``dodo.py``). Part of a run's cache
+    key (:mod:`ser.runs`)."""
+    import os
+
+    import torch
+
+    from .runs import PIN_VARS
+
+    dev = device()
+    return {"torch": torch.__version__, "device": dev.type,
+            "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+            "cuda": torch.version.cuda if dev.type == "cuda" else None,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "pins": {k: os.environ.get(k) for k in PIN_VARS}}
+
+
+def model_arrays(model) -> dict[str, np.ndarray]:
+    """A model's ``state_dict`` as numpy arrays (copies on the CPU)."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def load_model_arrays(model, arrays: dict[str, np.ndarray]):
+    """``model`` with the weights of :func:`model_arrays`, on :func:`device`."""
+    import torch
+
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+    return model.to(device())
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch, and ask torch for deterministic kernels."""
     import random
