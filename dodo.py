@@ -189,7 +189,7 @@ def task_anchors():
         "actions": [_run(fn, DATA_DIR, ANCHORS_NPZ, RESULTS["anchors"], CONFIG)],
         "file_dep": WAVS + _code_files(fn),
         "targets": [ANCHORS_NPZ, RESULTS["anchors"]],
-        "uptodate": [_changed(fn, "anchors", "svm", "seed", data_dir=True)],
+        "uptodate": [_changed(fn, "anchors", "svm", "runs", "seed", data_dir=True)],
         "clean": True,
     }
 
@@ -203,7 +203,7 @@ def task_cnn1d():
         "actions": [_run(fn, DATA_DIR, MODELS_DIR / "cnn1d", RESULTS["cnn1d"], CONFIG)],
         "file_dep": WAVS + _code_files(fn),
         "targets": [RESULTS["cnn1d"]],
-        "uptodate": [_changed(fn, "cnn1d", "onset", data_dir=True)],
+        "uptodate": [_changed(fn, "cnn1d", "onset", "runs", data_dir=True)],
         "clean": True,
     }
 
@@ -231,7 +231,7 @@ def task_cnn2d():
         "actions": [_run(fn, RESULTS["images"], MODELS_DIR / "cnn2d", RESULTS["cnn2d"], CONFIG)],
         "file_dep": [RESULTS["images"]] + _code_files(fn),
         "targets": [RESULTS["cnn2d"]],
-        "uptodate": [_changed(fn, "cnn2d")],
+        "uptodate": [_changed(fn, "cnn2d", "runs")],
         "clean": True,
     }
 

@@ -109,7 +109,7 @@ def calibrated_svm(params: dict, X, y, groups, rows: np.ndarray, *, speakers=Non
     returned name says so."""
     from sklearn.calibration import CalibratedClassifierCV
 
-    from .protocol import FOLD_DEFAULTS
+    from .speakers import FOLD_DEFAULTS
     from .speakers import speaker_folds
 
     from .svm import make_pipeline, prepare
@@ -134,7 +134,7 @@ def svm_member(params: dict, X, y, split, groups, *, speakers=None, method: str 
     model validates on, scored by a calibrated SVM fitted on the other
     training clips) and its final calibrated probabilities on every
     evaluation split."""
-    from .protocol import FOLD_DEFAULTS
+    from .speakers import FOLD_DEFAULTS
     from .speakers import speaker_folds
 
     split = np.asarray(split)
@@ -178,7 +178,7 @@ def network_member(net: dict, train_keys: Sequence[str], eval_keys: dict[str, Se
 def combine(members: dict[str, dict], y_train, eval_y: dict[str, np.ndarray], eval_speakers: dict[str, list],
             classes: Sequence[str], *, step: float) -> dict:
     """Weights from the members' out-of-fold probabilities, then one pass over each evaluation split."""
-    from .protocol import per_speaker
+    from .speakers import per_speaker
 
     names = list(members)
     choice = choose_weights([members[m]["oof"] for m in names], y_train, step=step)
@@ -237,7 +237,7 @@ def run_fusion(feats: dict, anchor_feats: dict | None, svm: dict, anchors: dict 
     ranked first by cross-validation, bands in Hz), the 1D CNN and the 2D CNN.
     ``all``: those and the anchors' tuned SVMs (``anchors`` results), when built.
     """
-    from .protocol import fold_options
+    from .speakers import fold_options
     from .svm import groups_of, speakers_of
 
     classes = [str(c) for c in feats["classes"]]

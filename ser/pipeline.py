@@ -68,7 +68,7 @@ def build_svm(features_npz, out_json, cfg) -> None:
     from .svm import run_svms
 
     t0 = time.perf_counter()
-    from .protocol import fold_options
+    from .speakers import fold_options
 
     results = run_svms(load_npz(features_npz), cfg, log=say, fold_options=fold_options(cfg))
     results["seconds"] = time.perf_counter() - t0
@@ -84,7 +84,7 @@ def build_anchors(data_dir, out_npz, out_json, cfg) -> None:
     speaker normalisation)."""
     from .anchors import ANCHORS, anchor_features
     from .extract import clip_columns
-    from .protocol import fold_options
+    from .speakers import fold_options
     from .svm import evaluate_feature, groups_of, speakers_of
 
     _torch_threads()
@@ -208,7 +208,7 @@ def build_cnn1d(data_dir, models_dir, out_json, cfg) -> None:
 
     clips = list_clips(data_dir)
     from .config import CACHE_DIR
-    from .protocol import fold_options
+    from .speakers import fold_options
     from .runs import options, using
 
     runs = options(cfg, cache_dir=CACHE_DIR / "runs", threads=cfg.cnn1d.threads)  # [cnn1d] threads, when set, wins
@@ -256,7 +256,7 @@ def build_cnn2d(images_json, models_dir, out_json, cfg) -> None:
     from .cnn2d import run_cnn2d
 
     from .config import CACHE_DIR
-    from .protocol import fold_options
+    from .speakers import fold_options
     from .runs import options, using
 
     runs = options(cfg, cache_dir=CACHE_DIR / "runs")

@@ -36,6 +36,7 @@ import numpy as np
 
 from .metrics import scores, seed_summary
 from .runs import Runner, RunOptions, RunSpec, current
+from .speakers import FOLD_DEFAULTS, fold_options, per_speaker  # noqa: F401  (the protocol's folds and scores)
 
 
 @dataclass
@@ -84,15 +85,6 @@ class EvalSplit:
     y: np.ndarray
     keys: list[str]
     speakers: list[int | None]
-
-
-FOLD_DEFAULTS = {"max_loso": 8, "k": 5, "seed": 0}
-""":func:`ser.speakers.speaker_folds`'s options when a caller gives none ([data] of the configuration)."""
-
-
-def fold_options(cfg) -> dict:
-    """:func:`ser.speakers.speaker_folds`'s options from a :class:`ser.config.Config`."""
-    return {"max_loso": cfg.data.max_loso_speakers, "k": cfg.data.k_folds, "seed": cfg.seed}
 
 
 @dataclass(frozen=True)
@@ -281,17 +273,6 @@ def train_finals(learner: Learner, params: dict, x, y, pcfg: ProtocolConfig, *, 
     """One model per seed on all training clips; their histories."""
     runner = runner or Runner(learner, x, y, current())
     return _final_runs(runner, {label: (params, epochs)}, pcfg, log=log)[label]
-
-
-def per_speaker(y_true, y_pred, speakers) -> dict[str, float]:
-    """Accuracy per speaker (keys are the speakers as text, for JSON), in
-    :func:`ser.speakers.speaker_order`; clips without a speaker are left out."""
-    from .speakers import speaker_order
-
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    speakers = np.asarray([None if a is None else str(a) for a in speakers], dtype=object)
-    return {a: float((y_pred[speakers == a] == y_true[speakers == a]).mean())
-            for a in sorted({a for a in speakers.tolist() if a is not None}, key=speaker_order)}
 
 
 def evaluate_split(probs: Sequence[np.ndarray], split: EvalSplit, seeds: Sequence[int], classes) -> dict:

@@ -181,6 +181,24 @@ def _check_all(speakers, rel_paths, root, why: str) -> None:
         raise DataError(f"{Path(root) / missing[0]}: no speaker known for this clip: {why}{more}; {HOW_TO_DECLARE}")
 
 
+FOLD_DEFAULTS = {"max_loso": 8, "k": 5, "seed": 0}
+""":func:`ser.speakers.speaker_folds`'s options when a caller gives none ([data] of the configuration)."""
+
+
+def fold_options(cfg) -> dict:
+    """:func:`ser.speakers.speaker_folds`'s options from a :class:`ser.config.Config`."""
+    return {"max_loso": cfg.data.max_loso_speakers, "k": cfg.data.k_folds, "seed": cfg.seed}
+
+
+def per_speaker(y_true, y_pred, speakers) -> dict[str, float]:
+    """Accuracy per speaker (keys are the speakers as text, for JSON), in
+    :func:`ser.speakers.speaker_order`; clips without a speaker are left out."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    speakers = np.asarray([None if a is None else str(a) for a in speakers], dtype=object)
+    return {a: float((y_pred[speakers == a] == y_true[speakers == a]).mean())
+            for a in sorted({a for a in speakers.tolist() if a is not None}, key=speaker_order)}
+
+
 def speaker_folds(groups: Sequence | None, y: Sequence[int], *, max_loso: int, k: int,
                   seed: int = 0) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], dict]:
     """Validation folds over the training clips and their scheme.

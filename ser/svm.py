@@ -89,7 +89,7 @@ def tune(X, y, groups, cfg, *, seed: int = 0, speakers=None, fold_options: dict 
     """
     from sklearn.model_selection import GridSearchCV
 
-    from .protocol import FOLD_DEFAULTS
+    from .speakers import FOLD_DEFAULTS
     from .speakers import speaker_folds
 
     speakers = groups if speakers is None else speakers
@@ -148,7 +148,7 @@ def evaluate_feature(X, y, split, groups, class_names, cfg, *, seed: int = 0, sp
     ``spec`` is the spec's SVM, ``tuned`` the best candidate of the whole grid,
     ``tuned_by_norm[n]`` the best candidate with speaker normalisation ``n``.
     """
-    from .protocol import per_speaker
+    from .speakers import per_speaker
     from .speakers import speaker_keys
 
     tr = split == "Train"

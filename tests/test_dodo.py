@@ -39,6 +39,8 @@ smooth_epochs = 1
 grid_norm = ["spec"]
 grid_shift_s = [0.0]
 seeds = [0]
+
+[runs]
 threads = 1
 
 [cnn2d]
