@@ -263,7 +263,7 @@ def corpus_facts(results: dict[str, dict]) -> dict:
     chances = list(dict.fromkeys(splits[s]["chance_text"] for s in eval_splits))
     if len(chances) > 1:  # say which split each balanced rate belongs to
         chances = [t if not splits[s]["balance"]["balanced"] else f"{t} on {s}"
-                 for s, t in ((s, splits[s]["chance_text"]) for s in eval_splits)]
+                   for s, t in ((s, splits[s]["chance_text"]) for s in eval_splits)]
     train = splits.get("Train", {}).get("speakers")
     n_train = train["n"] if train and train["known"] and train["n"] else None
     schemes = {}
