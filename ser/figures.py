@@ -326,7 +326,8 @@ def per_speaker_figure(svm: dict, nets: dict[str, dict | None], path, fusion: di
         else:
             x = np.arange(len(speakers))
             for i, r in enumerate(rows):
-                style = dict(marker="o", ms=3, lw=0.8) if r["group"] != "svm" else dict(marker=".", ms=3, lw=0.5, ls="--")
+                style = (dict(marker="o", ms=3, lw=0.8) if r["group"] != "svm"
+                         else dict(marker=".", ms=3, lw=0.5, ls="--"))
                 ax.plot(x, [100 * r["per_speaker"][a] for a in speakers], label=r["label"],
                         color=f"C{i}", **style)
             ax.axhline(chance, color="gray", ls=":", lw=0.8)

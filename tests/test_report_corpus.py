@@ -56,6 +56,9 @@ def scheme(kind: str, folds) -> dict:
         "n_folds": len(folds), "folds": [str(f) for f in folds]}
 
 
+RAV_FOLDS = scheme("leave-one-speaker-out", [1, 2, 3, 4])
+
+
 def svm_results(classes, test_counts, folds: dict) -> dict:
     """svm.json as far as the corpus facts read it: classes, Test keys, the fold scheme."""
     keys = [f"Test/{c}/{c.lower()}{i:03d}.wav" for c, n in zip(classes, test_counts) for i in range(n)]
@@ -108,7 +111,7 @@ def macro(call: str, results: dict, **context) -> str:
 # -- 1. the speaker word -----------------------------------------------------------
 
 def test_ravdess_says_actor_and_another_corpus_says_speaker():
-    rav = {"data": card(**RAV_CARD), "svm": svm_results(RAVDESS, [32] * 4, scheme("leave-one-speaker-out", [1, 2, 3, 4]))}
+    rav = {"data": card(**RAV_CARD), "svm": svm_results(RAVDESS, [32] * 4, RAV_FOLDS)}
     emo = {"data": card(**EMO_CARD),
            "svm": svm_results(EMODB, EMO_CARD["test"], scheme("leave-one-speaker-out", EMO_CARD["train_speakers"]))}
     assert speaker_words(rav["data"])["Spks"] == "Actors" and speaker_words(emo["data"])["spk"] == "speaker"
@@ -189,8 +192,8 @@ def test_folds_that_are_not_speaker_independent_are_said_to_overstate():
     table = macro("{{ m.validation_table(v, 'V.') }}", res, v=validation(folds))
     assert "These folds are not speaker-independent" in table
 
-    independent = {"data": card(**EMO_CARD), "svm": svm_results(EMODB, EMO_CARD["test"],
-                                                                scheme("stratified group k-fold over speakers", range(1, 6)))}
+    group = scheme("stratified group k-fold over speakers", range(1, 6))
+    independent = {"data": card(**EMO_CARD), "svm": svm_results(EMODB, EMO_CARD["test"], group)}
     assert "not speaker-independent" not in data_section(independent)
 
 
@@ -217,7 +220,7 @@ def test_seven_unbalanced_classes_show_uar_and_the_majority_rate_as_chance():
 
 
 def test_balanced_classes_keep_accuracy_alone_and_one_in_n_as_chance():
-    res = {"data": card(**RAV_CARD), "svm": svm_results(RAVDESS, [32] * 4, scheme("leave-one-speaker-out", [1, 2, 3, 4]))}
+    res = {"data": card(**RAV_CARD), "svm": svm_results(RAVDESS, [32] * 4, RAV_FOLDS)}
     facts = corpus_facts(res)
     assert not facts["show_uar"] and facts["chance_text"] == "chance (25%)"
     model = network_model(RAVDESS, [32] * 4)
