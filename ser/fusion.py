@@ -287,6 +287,8 @@ def run_fusion(feats: dict, anchor_feats: dict | None, svm: dict, anchors: dict 
 def _subset_check(feats, anchor_feats, svm, anchors, speakers, split_name: str) -> dict | None:
     """:func:`subset_normalisation` for the speaker-normalised SVM with the
     best cross-validated accuracy (any feature set), on ``split_name``."""
+    from .svm import groups_of
+
     hz = svm["readings"]["hz"]
     options = [(r["tuned_by_norm"]["speaker"], feats[f"X_hz_{k}"], f"{k}, bands in Hz")
                for k, r in hz["kinds"].items() if "speaker" in r.get("tuned_by_norm", {})]

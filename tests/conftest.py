@@ -1,5 +1,12 @@
+import os
 import warnings
 from pathlib import Path
+
+# The build's CPU-kernel pins (dodo.py), set before anything imports torch: the
+# tests' processes and the run workers they start then use the same kernels.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
 
 import numpy as np
 import pytest
