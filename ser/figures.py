@@ -108,8 +108,10 @@ def svm_accuracy_figure(svm: dict, path) -> None:
                              for k in kinds.values()]
         rate = majority_rate(svm["keys"]["Test"])
         plot_accuracy_bars(list(kinds), groups, ax=ax, chance=rate,
-                           chance_label=chance_label(rate, len(svm["classes"])))
+                           chance_label=chance_label(rate, len(svm["classes"])), legend=False)
         ax.set_title(f"bands read as {'Hz' if reading == 'hz' else 'mel-bin indices'}")
+    handles, names = axes[0].get_legend_handles_labels()  # one legend under both panels
+    fig.legend(handles, names, loc="outside lower center", ncol=len(names), fontsize=7, frameon=False)
     save_figure(fig, path)
 
 

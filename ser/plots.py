@@ -101,11 +101,12 @@ def plot_confusion(cm, classes, *, ax=None, title: str = "", xticklabels: bool =
 
 
 def plot_accuracy_bars(labels, groups: dict, *, ax=None, chance: float | None = None, ylabel="test accuracy",
-                       chance_label: str = "chance"):
+                       chance_label: str = "chance", legend: bool = True):
     """Grouped bars with 95% interval whiskers.
 
     ``groups`` maps a series name to a list of ``(accuracy, (lo, hi))``, one per label;
-    ``chance`` (a rate) draws a dotted line named ``chance_label``.
+    ``chance`` (a rate) draws a dotted line named ``chance_label``. ``legend``
+    False leaves the legend to the caller (one for several panels).
     """
     plt = _mpl()
     if ax is None:
@@ -125,7 +126,8 @@ def plot_accuracy_bars(labels, groups: dict, *, ax=None, chance: float | None = 
     ax.set_xticks(x, labels)
     ax.set_ylabel(f"{ylabel} (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=7, ncol=n + 1, loc="upper right", frameon=False)
+    if legend:
+        ax.legend(fontsize=7, ncol=n + 1, loc="upper right", frameon=False)
     return ax
 
 
