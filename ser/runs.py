@@ -389,9 +389,9 @@ class Runner:
                 if got is not None:
                     hit = _from_entry(*got, self.learner, spec.kind == "final")
             plan.append((spec, entry, material, hit))
-        todo = [(s, e, m) for s, e, m, hit in plan if hit is None]
+        pending = [(s, e, m) for s, e, m, hit in plan if hit is None]
         parent = _facts()
-        trained = self._train(todo, epoch_log)
+        trained = self._train(pending, epoch_log)
         try:
             for spec, entry, material, hit in plan:
                 c = self.counts[spec.kind]
@@ -407,19 +407,19 @@ class Runner:
         finally:  # runs trained here set their threads: this process gets its own back
             set_threads(parent.get("threads"))
 
-    def _train(self, todo, epoch_log) -> Iterator:
-        if not todo:
+    def _train(self, pending, epoch_log) -> Iterator:
+        if not pending:
             return iter(())
-        n_jobs = min(self.n_jobs, len(todo))
+        n_jobs = min(self.n_jobs, len(pending))
         if n_jobs == 1:  # here, one after another, with the epoch lines
             return (_train_one(self.learner, s, self.x, self.y, self.threads, None if e is None else str(e), m,
-                               epoch_log(s) if epoch_log else None) for s, e, m in todo)
+                               epoch_log(s) if epoch_log else None) for s, e, m in pending)
         from joblib import Parallel, delayed, parallel_config
 
         with parallel_config(backend="loky", inner_max_num_threads=self.threads or None):
             return iter(Parallel(n_jobs=n_jobs, return_as="generator")(
                 delayed(_train_one)(self.learner, s, self.x, self.y, self.threads,
-                                    None if e is None else str(e), m) for s, e, m in todo))
+                                    None if e is None else str(e), m) for s, e, m in pending))
 
     def record(self) -> dict:
         """The ``runs`` entry of the protocol's results."""
