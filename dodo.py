@@ -9,7 +9,7 @@
 Each task wraps one function of ``ser.pipeline``. doit re-runs a task when
 
 * a file in its ``file_dep`` changed content: its data files, and the ``ser/``
-  modules that function imports, found by ``ser.deps`` (transitively, lazy
+  modules that function imports, found by ``deps.py`` beside this file (transitively, lazy
   imports included) rather than typed;
 * its one ``config_changed`` value changed: the parameter sections it reads,
   the data set's path, and the source text of its ``ser.pipeline`` function
@@ -35,7 +35,7 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from ser.errors import ConfigError, SerError
-from ser.figures import FIGURES
+from ser.report.figures import FIGURES
 
 try:  # a bad override file ($SER_CONFIG) stops the build with its message alone
     from ser.config import (BUILD_DIR, CACHE_DIR, CONFIG, FIGURES_DIR, IMAGES_DIR, MODELS_DIR, PROJECT_DIR,
@@ -63,7 +63,7 @@ os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
 FEATURES_NPZ = CACHE_DIR / "features.npz"
 ANCHORS_NPZ = CACHE_DIR / "anchors.npz"
 PREDICTIONS_CSV = RESULTS_DIR / "predictions.csv"
-# the report's figures, one table (ser.figures.FIGURES) for the figure tasks and the report
+# the report's figures, one table (ser.report.figures.FIGURES) for the figure tasks and the report
 FIGS = {group: {role: FIGURES_DIR / name for role, name in files.items()} for group, files in FIGURES.items()}
 SVM_CONFUSION_FIGS = {r: FIGS["svm"][f"confusion_{r}"] for r in CONFIG.features.readings}
 # every results file the build writes (the report reads them all)
@@ -75,8 +75,8 @@ DESIGN_STUDY = PROJECT_DIR / "bench" / "design_study_results" / "merged" / "summ
 
 def _data():
     """The data set: its root, clip paths and any error found while looking."""
-    from ser.dataset import find_data_dir, list_clips
-    from ser.speakers import SPEAKERS_CSV
+    from ser.data.dataset import find_data_dir, list_clips
+    from ser.data.speakers import SPEAKERS_CSV
 
     try:
         root = find_data_dir(get_var("data_dir", None))
@@ -108,8 +108,8 @@ def _run(fn, *args, **kwargs):
 
 @functools.lru_cache(maxsize=None)
 def _code(fn):
-    """What ``fn`` (a ``ser.pipeline`` function) runs: ``ser.deps.Code``."""
-    from ser.deps import function_deps
+    """What ``fn`` (a ``ser.pipeline`` function) runs: ``deps.Code``."""
+    from deps import function_deps
 
     return function_deps(fn, exclude=["ser.config"])
 
@@ -340,7 +340,7 @@ def task_figures():
 def task_report():
     """Render report/ templates with the results into build/report.html and build/report.pdf."""
     from ser import pipeline
-    from ser.report import discover_sections
+    from ser.report.render import discover_sections
 
     fn = pipeline.build_report
     sections = discover_sections(REPORT_DIR)
@@ -362,7 +362,7 @@ def task_data():
     """Build the Train/Test layout from a corpus: doit data --src PATH|URL [--corpus ravdess|emodb|cremad] [--out DIR] [--train LIST] [--test LIST] [--confirm LIST]."""
 
     def build(src, out, corpus, train, test, confirm):
-        from ser import corpus as corpora
+        from ser.data import corpus as corpora
 
         if not src:
             return TaskFailed("doit data needs --src: a folder or zip of the corpus' WAV files (for RAVDESS: "
@@ -414,7 +414,7 @@ def task_predict():
     """Classify new clips with the trained models: doit predict --clips DIR [--out FILE.csv] (not part of the default build)."""
 
     def run(clips, out):
-        from ser.predict import classify
+        from ser.classify import classify
 
         if not clips:
             return TaskFailed("doit predict needs --clips DIR: a folder of WAV files, or of class folders of WAV files")

@@ -2,9 +2,9 @@
 
     python bench/bench_mel.py [--clips N] [--data PATH]
 
-Both paths decode the clips the same way (ser.audio.read_mono); the plain one
+Both paths decode the clips the same way (ser.data.audio.read_mono); the plain one
 then calls ``librosa.feature.melspectrogram(...)[:, :200]`` clip by clip, as the
-task's code does. Ours is ser.extract's path: a sparse mel basis built once per
+task's code does. Ours is ser.features.extract's path: a sparse mel basis built once per
 sample rate, only the 200 kept frames transformed, clips spread over the cores
 (threads). One process; ours runs first so that its peak memory (ru_maxrss) is
 not inflated by the plain path. Prints both times, the ratio, the largest
@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from ser.audio import hop_samples, read_mono  # noqa: E402
+from ser.data.audio import hop_samples, read_mono  # noqa: E402
 from ser.config import CONFIG  # noqa: E402
-from ser.dataset import find_data_dir, list_clips  # noqa: E402
+from ser.data.dataset import find_data_dir, list_clips  # noqa: E402
 from ser.io import map_clips  # noqa: E402
-from ser.spectro import mel_from_config  # noqa: E402
+from ser.features.spectro import mel_from_config  # noqa: E402
 
 
 def peak_rss_mb() -> float:

@@ -9,7 +9,7 @@ scores 32; the 1D CNN reads waveforms [shape=(n, 2 windows, 48016)] (3 s at
 16 kHz), the 2D CNN images [shape=(n, 1, 150, 50)]; the network and training
 settings are the build's defaults (ser.config), one candidate. Every
 configuration ``JxT`` (``n_jobs`` x torch threads per run) runs the same
-protocol through ser.protocol.run_protocol, in this one process (its workers
+protocol through ser.models.protocol.run_protocol, in this one process (its workers
 are joblib's), without a run cache; the first configuration is the
 reference. After one untimed warm-up protocol, the configurations take
 turns ``--repeat`` times. Prints per configuration the median wall time, the
@@ -35,13 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from ser.config import CONFIG  # noqa: E402
-from ser.protocol import EvalSplit, ProtocolConfig, run_protocol  # noqa: E402
-from ser.runs import RunOptions, set_threads  # noqa: E402
+from ser.models.protocol import EvalSplit, ProtocolConfig, run_protocol  # noqa: E402
+from ser.models.runs import RunOptions, set_threads  # noqa: E402
 
 
 def inputs(net: str, n: int, rng) -> np.ndarray:
     if net == "1d":
-        from ser.cnn1d import clip_samples
+        from ser.models.cnn1d import clip_samples
 
         c = CONFIG.cnn1d
         n_samples = clip_samples(sr_hz=c.sr_hz, n_frames=c.n_frames, hop_s=c.hop_s)
@@ -52,11 +52,11 @@ def inputs(net: str, n: int, rng) -> np.ndarray:
 
 def setup(net: str, n_classes: int = 4):
     if net == "1d":
-        from ser.cnn1d import candidates, learner
+        from ser.models.cnn1d import candidates, learner
 
         cfg = CONFIG.cnn1d
     else:
-        from ser.cnn2d import candidates, learner
+        from ser.models.cnn2d import candidates, learner
 
         cfg = CONFIG.cnn2d
     name, params = next(iter(candidates(cfg).items()))

@@ -2,7 +2,7 @@
 
     python bench/bench_scaling.py [--clips-per-speaker 32] [--speakers 4,8,20,90]
 
-For each size it prints the fold scheme (:func:`ser.speakers.speaker_folds`
+For each size it prints the fold scheme (:func:`ser.data.speakers.speaker_folds`
 with the configuration's ``max_loso_speakers`` and ``k_folds``), each
 network's run count (candidates x folds x validation seeds, then the final
 runs) and the clip-epochs those runs train, and an estimate of each
@@ -32,9 +32,9 @@ os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
 
 import numpy as np  # noqa: E402
 
-from ser import cnn1d, cnn2d  # noqa: E402
+from ser.models import cnn1d, cnn2d  # noqa: E402
 from ser.config import CONFIG  # noqa: E402
-from ser.speakers import speaker_folds  # noqa: E402
+from ser.data.speakers import speaker_folds  # noqa: E402
 
 
 def seconds_per_clip_epoch(name: str, n_clips: int = 64, epochs: int = 2, n_classes: int = 4) -> float:

@@ -10,7 +10,7 @@ Two steps:
     compact arrays: the whole 48 kHz waveforms as int16 (the files are 16-bit;
     the one stereo clip's channel mean is rounded to the nearest integer), the
     per-clip speech onset, and the 2D CNN's network inputs (150x50 images made
-    with ser.images / ser.spectro exactly as the build's export does) for two
+    with ser.features.images / ser.features.spectro exactly as the build's export does) for two
     windows: the build's first 200 frames, and 200 frames from the speech onset.
 
 ``run``  trains every candidate on every fold (held-out actor) x seed and
@@ -30,14 +30,14 @@ the smoothed value), the std over the fold x seed runs, its standard error
 (std / sqrt(runs)), the per-fold means, and the margin to the baseline with the
 standard error of the paired (same fold, same seed) differences.
 
-The training loop mirrors ``ser.training.fit`` (Adam, cross-entropy with label
+The training loop mirrors ``ser.models.training.fit`` (Adam, cross-entropy with label
 smoothing, batch order from ``np.random.default_rng(seed)``, augmentation draws
 from ``torch.Generator().manual_seed(seed)``, model built after
-``ser.training.seed_everything(seed)``) but evaluates several validation
+``ser.models.training.seed_everything(seed)``) but evaluates several validation
 "views" per epoch (a view averages the softmax over shifted copies: the
 test-time averaging candidate). The 2D network and the spectrogram
 augmentations are re-implemented here with the build's layer order and random
-draws (``ser/cnn2d.py``, ``ser/augment.py`` at this commit), so that this
+draws (``ser/models/cnn2d.py``, ``ser/models/augment.py`` at this commit), so that this
 script does not depend on modules that are being rewritten.
 
 How it was run for issue 9 (results and reading: bench/design_study_results/README.md)::
@@ -178,11 +178,11 @@ def speech_stats(y: np.ndarray, sr_hz: int, *, rel_db: float = ONSET_REL_DB,
 
 def prepare(data_root: Path, out_dir: Path) -> None:
     """Train clips only -> ``<out>/waves.npz`` and ``<out>/images.npz``."""
-    from ser.audio import read_mono
+    from ser.data.audio import read_mono
     from ser.config import CONFIG
-    from ser.dataset import folder_clips
-    from ser.images import clip_image, image_to_input, log_mel_image
-    from ser.spectro import mel_from_config
+    from ser.data.dataset import folder_clips
+    from ser.features.images import clip_image, image_to_input, log_mel_image
+    from ser.features.spectro import mel_from_config
 
     train_dir = Path(data_root) / "Train"
     clips = folder_clips(train_dir)
@@ -269,9 +269,9 @@ def make_sinc_conv(n_filters: int, kernel: int, *, stride: int, sr_hz: int):
 
 
 def build_model_1d(p: dict, n_classes: int):
-    """ser.cnn1d.WaveCNN with the build's sizes; the first layer spans 5 ms
+    """ser.models.cnn1d.WaveCNN with the build's sizes; the first layer spans 5 ms
     (stride 1 ms) at the input rate, or is replaced by a sinc band-pass bank."""
-    from ser.cnn1d import WaveCNN
+    from ser.models.cnn1d import WaveCNN
 
     sr = int(p["sr"])
     k, s = max(1, int(round(sr * 5 / 1000))), max(1, int(round(sr * 1 / 1000)))
@@ -285,7 +285,7 @@ def build_model_1d(p: dict, n_classes: int):
 
 
 def build_model_2d(p: dict, n_classes: int, *, in_hw=(150, 50), widths=(8, 16, 32, 32), dropout=0.5):
-    """ser.cnn2d's network (same layers, same creation order, so the same
+    """ser.models.cnn2d's network (same layers, same creation order, so the same
     initial weights under one seed) with three options: ``rownorm`` at the
     input (per image, or by training-fold row statistics set with
     ``set_row_stats``), ``coord`` (a frequency-coordinate second input channel,
@@ -335,11 +335,11 @@ def build_model_2d(p: dict, n_classes: int, *, in_hw=(150, 50), widths=(8, 16, 3
 
 
 # --------------------------------------------------------- augmentations
-# Random numbers come from the CPU generator in the order ser/augment.py and
-# ser/cnn1d.py draw them; the arithmetic runs on the batch's device.
+# Random numbers come from the CPU generator in the order ser/models/augment.py and
+# ser/models/cnn1d.py draw them; the arithmetic runs on the batch's device.
 
 def _beta(n, alpha, gen):
-    """Beta(alpha, alpha) draws [n] (Johnk's method, as ser.augment._beta)."""
+    """Beta(alpha, alpha) draws [n] (Johnk's method, as ser.models.augment._beta)."""
     torch = _torch()[0]
     out = torch.empty(n)
     filled = 0
@@ -356,7 +356,7 @@ def _beta(n, alpha, gen):
 
 def shift_zero(x, shifts):
     """Shift each clip [b, 1, n] by ``shifts[i]`` samples, zeros fill the gap
-    (ser.cnn1d.make_augment's shift, vectorised). ``shifts``: CPU long [b]."""
+    (ser.models.cnn1d.make_augment's shift, vectorised). ``shifts``: CPU long [b]."""
     torch = _torch()[0]
     n = x.shape[-1]
     src = torch.arange(n, device=x.device).view(1, -1) - shifts.to(x.device).view(-1, 1)
@@ -401,7 +401,7 @@ def make_augment_1d(p: dict):
 
 
 def make_mix(alpha: float, actors=None):
-    """Mixup as ser.augment.mixup (lam ~ Beta, kept >= 0.5, partner from a
+    """Mixup as ser.models.augment.mixup (lam ~ Beta, kept >= 0.5, partner from a
     permutation of the batch); with ``actors`` (a tensor over the training
     set) the partner is drawn among the batch's clips of another actor."""
     if alpha <= 0:
@@ -434,7 +434,7 @@ def make_mix(alpha: float, actors=None):
 def make_augment_2d(kind: str):
     """The build's "spectrogram" setting: time shift 5 columns (circular),
     time mask 0-6 columns, frequency mask 0-15 rows (masks take the image's
-    mean), as ser.augment.make_augment with its draws; None for "none"."""
+    mean), as ser.models.augment.make_augment with its draws; None for "none"."""
     if kind == "none":
         return None
     torch = _torch()[0]
@@ -468,7 +468,7 @@ def make_augment_2d(kind: str):
 # ------------------------------------------------------------- training
 def train_curves(model, x_tr, y_tr, views: dict, y_val, *, cfg: dict, seed: int, augment=None,
                  mix=None, deadline: float | None = None) -> dict:
-    """ser.training.fit's loop, evaluating every view after each epoch.
+    """ser.models.training.fit's loop, evaluating every view after each epoch.
 
     ``views``: name -> list of input tensors for the validation clips; a
     view's probabilities are the mean softmax over its tensors.
@@ -570,7 +570,7 @@ def run_job(job: dict) -> dict:
     """One training run: candidate ``job['params']`` on fold ``job['fold']``, seed ``job['seed']``."""
     import torch
 
-    from ser.training import seed_everything
+    from ser.models.training import seed_everything
 
     dev = torch.device(_W["device"])
     d = _W["d"]

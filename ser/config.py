@@ -25,7 +25,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from ser.errors import ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BUILD_DIR = PROJECT_DIR / "build"
@@ -79,7 +79,7 @@ class SvmConfig:
     grid_kernel: tuple[str, ...] = ("rbf", "linear")
     grid_transform: tuple[str, ...] = ("none", "log")
     # "speaker": each speaker's features z-scored by that speaker's own clips
-    # (ser.speakers), validated as a candidate like the rest of the grid
+    # (ser.data.speakers), validated as a candidate like the rest of the grid
     grid_norm: tuple[str, ...] = ("none", "speaker")
 
 
@@ -119,7 +119,7 @@ class DataConfig:
     train_actors: tuple[int, ...] = (1, 2, 3, 4)
     test_actors: tuple[int, ...] = (5, 6, 7, 8)
     confirm_actors: tuple[int, ...] = ()  # `doit data --confirm 9-16` adds a Confirm split
-    # Who speaks in each clip (ser.speakers): a speakers.csv at the data root wins; else this regular
+    # Who speaks in each clip (ser.data.speakers): a speakers.csv at the data root wins; else this regular
     # expression with a group (?P<speaker>...) matched against the file name; "" tries the RAVDESS,
     # CREMA-D and EmoDB names; "none" opts in to clip-level folds that are not speaker-independent.
     speaker_pattern: str = ""
@@ -132,7 +132,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class OnsetConfig:
     """Where a network's fixed-length window starts when it is placed at the
-    speech onset (ser.audio.speech_onset_s): the first frame louder than the
+    speech onset (ser.data.audio.speech_onset_s): the first frame louder than the
     clip's loudest frame by ``rel_db``, minus a margin. The same rule on every
     split; chosen by the design study on the training actors
     (bench/design_study.py)."""
@@ -145,7 +145,7 @@ class OnsetConfig:
 
 @dataclass(frozen=True)
 class Cnn2dConfig:
-    """2D CNN on mel-spectrogram images (section 3.2); see ser/images.py and ser/cnn2d.py.
+    """2D CNN on mel-spectrogram images (section 3.2); see ser/features/images.py and ser/models/cnn2d.py.
 
     The augmentation settings are compared by leave-one-actor-out validation
     inside the training actors. The window at the speech onset, the head that
@@ -191,7 +191,7 @@ class Cnn2dConfig:
 
 @dataclass(frozen=True)
 class Cnn1dConfig:
-    """1D CNN on the raw waveform (section 3.1); see ser/cnn1d.py.
+    """1D CNN on the raw waveform (section 3.1); see ser/models/cnn1d.py.
 
     ``grid_window`` x ``grid_norm`` x ``grid_shift_s`` (and, at the windows
     of ``speaker_norm_windows``, ``norm="speaker_rms"`` with each shift) are
@@ -223,7 +223,7 @@ class Cnn1dConfig:
     smooth_epochs: int = 5  # moving-average window over the mean validation curve
     # candidates compared by validation
     grid_window: tuple[str, ...] = ("start", "onset")  # window at the file's start or the speech onset
-    grid_norm: tuple[str, ...] = ("clip_std",)  # also "spec", "train_rms", "speaker_rms" (ser.cnn1d.normalise)
+    grid_norm: tuple[str, ...] = ("clip_std",)  # also "spec", "train_rms", "speaker_rms" (ser.models.cnn1d.normalise)
     grid_shift_s: tuple[float, ...] = (0.25,)  # random time shift, +-seconds
     # windows (of grid_window) at which a norm="speaker_rms" candidate (each shift) is validated too: each clip
     # divided by its speaker's RMS level, from that speaker's own clips in the same split; () for none
@@ -250,7 +250,7 @@ class AnchorsConfig:
 
 @dataclass(frozen=True)
 class FusionConfig:
-    """Combined models (ser.fusion): a weighted mean of the members' class
+    """Combined models (ser.models.fusion): a weighted mean of the members' class
     probabilities, the weights chosen on out-of-fold probabilities of the
     training actors (highest accuracy; ties: lower log loss, then grid order).
 
@@ -266,7 +266,7 @@ class FusionConfig:
 
 @dataclass(frozen=True)
 class RunsConfig:
-    """How the networks' training runs are executed (ser/runs.py).
+    """How the networks' training runs are executed (ser/models/runs.py).
 
     The protocol's runs (candidate x fold x validation seed, then the final
     seeds) are independent: ``n_jobs`` of them train side by side, each in its

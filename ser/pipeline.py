@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import EVAL_SPLITS, class_names, list_clips
-from .io import load_json, load_npz, save_json, save_npz
+from ser.data.dataset import EVAL_SPLITS, class_names, list_clips
+from ser.io import load_json, load_npz, save_json, save_npz
 
 
 def say(msg: str) -> None:
@@ -21,11 +21,11 @@ def say(msg: str) -> None:
 
 def build_card(data_dir, out_json, cfg) -> None:
     """Data-set card (clips, speakers, sample rates, durations, leakage)."""
-    from .card import build_card as _card
+    from ser.evaluate.card import build_card as _card
 
     say(f"data set: {data_dir}")
     t0 = time.perf_counter()
-    from .dataset import list_clips_and_speakers
+    from ser.data.dataset import list_clips_and_speakers
 
     clips, source = list_clips_and_speakers(data_dir, cfg.data.speaker_pattern)
     say(f"speakers: {source.describe()}")
@@ -38,9 +38,9 @@ def build_features(data_dir, out_npz, out_json, cfg) -> None:
     """Spectral features of every clip (cache) and the facts the report states."""
     import dataclasses
 
-    from .audio import audio_info
-    from .extract import extract_features
-    from .features import feature_facts
+    from ser.data.audio import audio_info
+    from ser.features.extract import extract_features
+    from ser.features.spectral import feature_facts
 
     say(f"data set: {data_dir}")
     clips = list_clips(data_dir)
@@ -65,10 +65,10 @@ def build_features(data_dir, out_npz, out_json, cfg) -> None:
 
 
 def build_svm(features_npz, out_json, cfg) -> None:
-    from .svm import run_svms
+    from ser.models.svm import run_svms
 
     t0 = time.perf_counter()
-    from .speakers import fold_options
+    from ser.data.speakers import fold_options
 
     results = run_svms(load_npz(features_npz), cfg, log=say, fold_options=fold_options(cfg))
     results["seconds"] = time.perf_counter() - t0
@@ -79,13 +79,13 @@ ANCHOR_LABELS = {"egemaps": "eGeMAPSv02", "ge2e": "GE2E embedding"}
 
 
 def build_anchors(data_dir, out_npz, out_json, cfg) -> None:
-    """The field's anchors (ser.anchors) for every clip, cached, and each
-    through the SVMs' protocol (ser.svm.evaluate_feature, with and without
+    """The field's anchors (ser.features.anchors) for every clip, cached, and each
+    through the SVMs' protocol (ser.models.svm.evaluate_feature, with and without
     speaker normalisation)."""
-    from .anchors import ANCHORS, anchor_features
-    from .extract import clip_columns
-    from .speakers import fold_options
-    from .svm import evaluate_feature, groups_of, speakers_of
+    from ser.features.anchors import ANCHORS, anchor_features
+    from ser.features.extract import clip_columns
+    from ser.data.speakers import fold_options
+    from ser.models.svm import evaluate_feature, groups_of, speakers_of
 
     _torch_threads()
     say(f"data set: {data_dir}")
@@ -116,9 +116,9 @@ def build_anchors(data_dir, out_npz, out_json, cfg) -> None:
 
 
 def build_fusion(features_npz, anchors_npz, svm_json, anchors_json, cnn1d_json, cnn2d_json, out_json, cfg) -> None:
-    """The combined models (ser.fusion): weights from the training speakers'
+    """The combined models (ser.models.fusion): weights from the training speakers'
     out-of-fold probabilities, each evaluation split scored once."""
-    from .fusion import run_fusion
+    from ser.models.fusion import run_fusion
 
     t0 = time.perf_counter()
     with_anchors = bool(cfg.anchors.kinds)
@@ -130,7 +130,7 @@ def build_fusion(features_npz, anchors_npz, svm_json, anchors_json, cnn1d_json, 
 
 
 def figure_mel_examples(data_dir, out_png, out_json, cfg) -> None:
-    from .figures import mel_examples_figure
+    from ser.report.figures import mel_examples_figure
 
     clips = list_clips(data_dir)
     keys = mel_examples_figure(clips, class_names(data_dir), cfg.mel, out_png)
@@ -138,7 +138,7 @@ def figure_mel_examples(data_dir, out_png, out_json, cfg) -> None:
 
 
 def figure_svm(svm_json, out_bars, out_conf: dict) -> None:
-    from .figures import confusion_grid_figure, svm_accuracy_figure
+    from ser.report.figures import confusion_grid_figure, svm_accuracy_figure
 
     svm = load_json(svm_json)
     svm_accuracy_figure(svm, out_bars)
@@ -153,8 +153,8 @@ def build_report(report_dir, results_dir, figures_dir, html_path, pdf_path, cfg=
     the example clips of item a are read from the folder the card was made
     from, for the HTML's audio players.
     """
-    from .config import CONFIG
-    from .report import build_facts, write_report
+    from ser.config import CONFIG
+    from ser.report.render import build_facts, write_report
 
     cfg = CONFIG if cfg is None else cfg
     card = load_json(Path(results_dir) / "data.json")
@@ -179,15 +179,15 @@ def build_report(report_dir, results_dir, figures_dir, html_path, pdf_path, cfg=
 def _torch_threads(n: int | None = None) -> None:
     """torch's thread count for a step: ``n``, else ``[runs] threads`` of the
     configuration (0: torch's default, left as it is)."""
-    from .config import CONFIG
-    from .runs import set_threads
+    from ser.config import CONFIG
+    from ser.models.runs import set_threads
 
     set_threads(CONFIG.runs.threads if n is None else n)
 
 
 def save_network(results: dict, trained: dict, models_dir, prefix: str, out_json) -> None:
     """Checkpoints (``<prefix>_<candidate>_seed<k>.pt`` state dicts) and the results file."""
-    from .io import save_state_dict
+    from ser.io import save_state_dict
 
     for cname, models in trained.items():
         slug = "".join(ch if ch.isalnum() else "_" for ch in cname).strip("_")
@@ -201,19 +201,19 @@ def save_network(results: dict, trained: dict, models_dir, prefix: str, out_json
 
 def build_cnn1d(data_dir, models_dir, out_json, cfg) -> None:
     """Section 3.1 through the shared protocol; Test scored once at the end."""
-    from .cnn1d import run_cnn1d
+    from ser.models.cnn1d import run_cnn1d
 
     say(f"data set: {data_dir}")
-    from .dataset import eval_splits_of
+    from ser.data.dataset import eval_splits_of
 
     clips = list_clips(data_dir)
-    from .config import CACHE_DIR
-    from .speakers import fold_options
-    from .runs import options, using
+    from ser.config import CACHE_DIR
+    from ser.data.speakers import fold_options
+    from ser.models.runs import options, using
 
     runs = options(cfg, cache_dir=CACHE_DIR / "runs", threads=cfg.cnn1d.threads)  # [cnn1d] threads, when set, wins
     _torch_threads(runs.threads)
-    with using(runs):  # the protocol's runs side by side, cached by content (ser.runs)
+    with using(runs):  # the protocol's runs side by side, cached by content (ser.models.runs)
         results, trained = run_cnn1d(clips, cfg.cnn1d, eval_splits=eval_splits_of(clips), onset=cfg.onset, log=say,
                                      fold_options=fold_options(cfg))
     save_network(results, trained, models_dir, "cnn1d", out_json)
@@ -227,8 +227,8 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
     """
     import dataclasses
 
-    from .images import export_images
-    from .io import atomic_dir
+    from ser.features.images import export_images
+    from ser.io import atomic_dir
 
     say(f"data set: {data_dir}")
     out_root = Path(out_root)
@@ -253,17 +253,17 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
 
 def build_cnn2d(images_json, models_dir, out_json, cfg) -> None:
     """Section 3.2 through the shared protocol, every augmentation setting to the end."""
-    from .cnn2d import run_cnn2d
+    from ser.models.cnn2d import run_cnn2d
 
-    from .config import CACHE_DIR
-    from .speakers import fold_options
-    from .runs import options, using
+    from ser.config import CACHE_DIR
+    from ser.data.speakers import fold_options
+    from ser.models.runs import options, using
 
     runs = options(cfg, cache_dir=CACHE_DIR / "runs")
     _torch_threads(runs.threads)
     manifest = load_json(images_json)
     splits = [s for s in EVAL_SPLITS if any(r["split"] == s for r in manifest["records"])]
-    with using(runs):  # the protocol's runs side by side, cached by content (ser.runs)
+    with using(runs):  # the protocol's runs side by side, cached by content (ser.models.runs)
         results, trained = run_cnn2d(manifest["records"], cfg.cnn2d, classes=manifest["classes"], eval_splits=splits,
                                      log=say, fold_options=fold_options(cfg))
     save_network(results, trained, models_dir, "cnn2d", out_json)
@@ -271,7 +271,7 @@ def build_cnn2d(images_json, models_dir, out_json, cfg) -> None:
 
 def figure_cnn1d(cnn1d_json, out: dict) -> None:
     """Learning curves (item c) and confusion matrices (item d) of the 1D CNN."""
-    from .figures import network_curves_figure, network_confusion_figure
+    from ser.report.figures import network_curves_figure, network_confusion_figure
 
     res = load_json(cnn1d_json)
     network_curves_figure(res, out["curves"])
@@ -280,7 +280,7 @@ def figure_cnn1d(cnn1d_json, out: dict) -> None:
 
 def figure_cnn2d(images_json, cnn2d_json, out: dict, cfg) -> None:
     """Image grid (item e), learning curves (f), confusion matrices (g), augmentation comparison (h)."""
-    from .figures import augmentation_figure, image_grid_figure, network_confusion_figure, network_curves_figure
+    from ser.report.figures import augmentation_figure, image_grid_figure, network_confusion_figure, network_curves_figure
 
     res = load_json(cnn2d_json)
     image_grid_figure(load_json(images_json)["records"], out["images"], low_at_bottom=cfg.cnn2d.low_at_bottom)
@@ -291,11 +291,11 @@ def figure_cnn2d(images_json, cnn2d_json, out: dict, cfg) -> None:
 
 def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, predictions_csv, anchors_json=None,
                   fusion_json=None) -> None:
-    """The comparisons the report states in words (ser.summary), and every
-    final model's per-clip predictions as one CSV (ser.predictions)."""
-    from .predictions import hardest_clips, prediction_rows, write_csv
-    from .summary import build_summary as _summary
-    from .summary import evidence
+    """The comparisons the report states in words (ser.evaluate.summary), and every
+    final model's per-clip predictions as one CSV (ser.evaluate.predictions)."""
+    from ser.evaluate.predictions import hardest_clips, prediction_rows, write_csv
+    from ser.evaluate.summary import build_summary as _summary
+    from ser.evaluate.summary import evidence
 
     opt = lambda p: load_json(p) if p is not None and Path(p).is_file() else None  # noqa: E731
     svm, nets = load_json(svm_json), {"cnn1d": opt(cnn1d_json), "cnn2d": opt(cnn2d_json)}
@@ -312,7 +312,7 @@ def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, predictions_csv, a
 def figure_summary(svm_json, cnn1d_json, cnn2d_json, out: dict, anchors_json=None, fusion_json=None) -> None:
     """Every approach with its 95% interval per evaluation split (forest plot),
     and every approach's accuracy per evaluation speaker."""
-    from .figures import forest_figure, per_speaker_figure
+    from ser.report.figures import forest_figure, per_speaker_figure
 
     opt = lambda p: load_json(p) if p is not None and Path(p).is_file() else None  # noqa: E731
     svm, nets = load_json(svm_json), {"1D CNN": opt(cnn1d_json), "2D CNN": opt(cnn2d_json)}

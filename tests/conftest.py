@@ -17,7 +17,7 @@ warnings.filterwarnings("ignore", message="Couldn't find ffmpeg or avconv")
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    from ser.dataset import find_data_dir
+    from ser.data.dataset import find_data_dir
     from ser.errors import DataError
 
     try:

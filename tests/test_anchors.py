@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import write_wav
-from ser.anchors import (ANCHORS, anchor_features, egemaps_functionals, egemaps_names, ge2e_embedding,
+from ser.features.anchors import (ANCHORS, anchor_features, egemaps_functionals, egemaps_names, ge2e_embedding,
                          ge2e_weights_path)
 from ser.errors import ConfigError, DataError
 
@@ -48,7 +48,7 @@ ACTOR_CLIPS = [(a, rel % a) for a in (1, 2, 3, 4)
 
 
 def test_import_loads_neither_package():
-    code = "import sys, ser.anchors; print([m for m in ('opensmile', 'resemblyzer', 'torch') if m in sys.modules])"
+    code = "import sys, ser.features.anchors; print([m for m in ('opensmile', 'resemblyzer', 'torch') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
@@ -119,7 +119,7 @@ def test_egemaps_rejects_two_channels():
 
 
 def test_ge2e_unit_norm_and_deterministic(data_dir):
-    from ser.audio import read_mono
+    from ser.data.audio import read_mono
 
     y, sr = read_mono(train_clip(data_dir, ACTOR_CLIPS[0][1]))
     e = ge2e_embedding(y, sr_hz=sr)
@@ -132,7 +132,7 @@ def test_ge2e_unit_norm_and_deterministic(data_dir):
 def test_ge2e_reads_the_sample_rate(data_dir):
     import librosa
 
-    from ser.audio import read_mono
+    from ser.data.audio import read_mono
 
     y, sr = read_mono(train_clip(data_dir, ACTOR_CLIPS[2][1]))
     assert sr == 48000

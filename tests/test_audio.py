@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 from conftest import tone, write_wav
 
-from ser.audio import audio_info, fix_length, hop_samples, read_mono
+from ser.data.audio import audio_info, fix_length, hop_samples, read_mono
 from ser.errors import DataError
 
 

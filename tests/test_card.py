@@ -3,8 +3,8 @@ import shutil
 import numpy as np
 import pytest
 
-from ser.card import build_card, summarise
-from ser.dataset import class_names, list_clips
+from ser.evaluate.card import build_card, summarise
+from ser.data.dataset import class_names, list_clips
 
 
 def test_card_counts_and_clean_splits(tiny_dataset):
@@ -36,7 +36,7 @@ def test_card_finds_shared_speaker_and_copied_audio(tiny_dataset, capsys):
 
 
 def _records(n_samples, sr):
-    from ser.audio import AudioInfo
+    from ser.data.audio import AudioInfo
 
     info = AudioInfo(sr_hz=sr, n_channels=1, n_samples=n_samples, subtype="PCM_16")
     return [{"key": f"Train/A/{i}.wav", "split": split, "class": "A", "speaker": None, "sr_hz": sr,
@@ -50,7 +50,7 @@ def _records(n_samples, sr):
                                    (44100, 5), (44100, 41), (22050, 7)])
 @pytest.mark.parametrize("extra", [-1, 0, 1])
 def test_frame_count_is_one_plus_samples_over_hop(sr, k, extra):
-    from ser.audio import hop_samples
+    from ser.data.audio import hop_samples
 
     hop = hop_samples(sr, 0.015)
     n = k * hop + extra

@@ -1,4 +1,4 @@
-"""The 1D CNN: data set, network, training, protocol run (ser/cnn1d.py, ser/plots.py)."""
+"""The 1D CNN: data set, network, training, protocol run (ser/models/cnn1d.py, ser/report/plots.py)."""
 import dataclasses
 import json
 
@@ -8,11 +8,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import tone, write_wav  # noqa: E402
-from ser import cnn1d  # noqa: E402
-from ser.augment import AugmentSpec, make_augment  # noqa: E402
+from ser.models import cnn1d  # noqa: E402
+from ser.models.augment import AugmentSpec, make_augment  # noqa: E402
 from ser.config import Cnn1dConfig  # noqa: E402
 from ser.errors import ConfigError, DataError  # noqa: E402
-from ser.training import TrainConfig, fit, seed_everything  # noqa: E402
+from ser.models.training import TrainConfig, fit, seed_everything  # noqa: E402
 
 # A small, fast setting for tests: 8 kHz, 20 frames of 15 ms (2520 samples).
 SMALL = dict(n_frames=20, hop_s=0.015)
@@ -38,7 +38,7 @@ def test_dataset_labels_follow_alphabetical_class_folders(tmp_path):
 
 
 def test_dataset_from_clips_matches_folder(tiny_dataset):
-    from ser.dataset import list_clips, split_clips
+    from ser.data.dataset import list_clips, split_clips
 
     train = split_clips(list_clips(tiny_dataset), "Train")
     a = cnn1d.EmotionSpeechDataset(train, norm="clip_std", **SMALL)
@@ -212,7 +212,7 @@ def _small_cfg(**kw):
 
 def _record_fits(monkeypatch):
     """Wrap ``cnn1d.learner`` so that every fit's inputs and returned state are kept."""
-    from ser.protocol import Learner
+    from ser.models.protocol import Learner
 
     seen, real = [], cnn1d.learner
 
@@ -232,7 +232,7 @@ def _record_fits(monkeypatch):
 
 
 def test_run_cnn1d_end_to_end(tiny_dataset, tmp_path, monkeypatch):
-    from ser.dataset import list_clips, split_clips
+    from ser.data.dataset import list_clips, split_clips
     from ser.metrics import confusion
     from ser.pipeline import save_network
 
@@ -312,7 +312,7 @@ def test_run_cnn1d_end_to_end(tiny_dataset, tmp_path, monkeypatch):
 def test_run_cnn1d_refuses_shared_speaker(tiny_dataset):
     import shutil
 
-    from ser.dataset import list_clips
+    from ser.data.dataset import list_clips
 
     src = tiny_dataset / "Test" / "Angry" / "03-01-05-01-01-01-05.wav"
     shutil.copy(src, tiny_dataset / "Test" / "Angry" / "03-01-05-01-01-02-01.wav")
@@ -322,7 +322,7 @@ def test_run_cnn1d_refuses_shared_speaker(tiny_dataset):
 
 
 def test_learning_curve_plot():
-    from ser.plots import curve_stats, plot_learning_curves
+    from ser.report.plots import curve_stats, plot_learning_curves
 
     hs = [{"train_loss": [2, 1, 0.5], "train_acc": [0.2, 0.5, 0.9], "val_loss": [2, 1.5, 1.4],
            "val_acc": [0.25, 0.4, 0.5]},
@@ -348,7 +348,7 @@ def test_candidates_are_the_grid_of_windows_normalisations_and_shifts():
 
 
 def test_speech_onset_of_a_tone_after_silence():
-    from ser.audio import speech_onset_s, window_start
+    from ser.data.audio import speech_onset_s, window_start
 
     sr = 16000
     y = np.concatenate([np.zeros(sr), 0.5 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)]).astype(np.float32)

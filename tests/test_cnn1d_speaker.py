@@ -1,4 +1,4 @@
-"""The 1D CNN's per-speaker level normalisation, ``norm="speaker_rms"`` (ser/cnn1d.py, ser/predict.py)."""
+"""The 1D CNN's per-speaker level normalisation, ``norm="speaker_rms"`` (ser/models/cnn1d.py, ser/classify.py)."""
 import dataclasses
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import tone, write_wav  # noqa: E402
-from ser import cnn1d  # noqa: E402
+from ser.models import cnn1d  # noqa: E402
 from ser.config import Cnn1dConfig  # noqa: E402
 from ser.errors import ConfigError, DataError  # noqa: E402
 
@@ -120,16 +120,16 @@ def test_candidates_add_speaker_rms_at_the_speaker_windows():
 # ------------------------------------------------------------ the learner
 
 def _spy_fit(monkeypatch):
-    """Keep the input tensors that ``ser.training.fit`` receives."""
-    import ser.training
+    """Keep the input tensors that ``ser.models.training.fit`` receives."""
+    import ser.models.training
 
-    seen, real = [], ser.training.fit
+    seen, real = [], ser.models.training.fit
 
     def spy(model, x, y, tcfg, **kw):
         seen.append({"x": x.clone(), "x_val": None if kw.get("x_val") is None else kw["x_val"].clone()})
         return real(model, x, y, tcfg, **kw)
 
-    monkeypatch.setattr(ser.training, "fit", spy)
+    monkeypatch.setattr(ser.models.training, "fit", spy)
     return seen
 
 
@@ -198,8 +198,8 @@ def test_speaker_waves_index_together():
 # ------------------------------------------------------------ speakers of clips
 
 def test_a_clip_without_speaker_is_an_error_naming_it(tiny_dataset, monkeypatch):
-    from ser.dataset import Clip, list_clips
-    from ser.protocol import Learner
+    from ser.data.dataset import Clip, list_clips
+    from ser.models.protocol import Learner
 
     clips = list_clips(tiny_dataset)
     odd = write_wav(tiny_dataset / "Test" / "Sad" / "interview_take3.wav", tone(300, 16000, 0.5))
@@ -219,7 +219,7 @@ def test_a_clip_without_speaker_is_an_error_naming_it(tiny_dataset, monkeypatch)
 
 
 def test_new_clips_are_grouped_by_speaker_and_lone_clips_named():
-    from ser.predict import new_speakers
+    from ser.classify import new_speakers
 
     paths = [Path("d/03-01-05-01-01-01-01.wav"), Path("d/03-01-04-01-01-01-02.wav"),
              Path("d/03-01-04-01-02-01-01.wav"), Path("d/note.wav")]
@@ -242,10 +242,10 @@ def test_run_with_speaker_rms_levels_each_split_by_its_own_speakers(tiny_dataset
     """Every fit's inputs carry levels from each speaker's own clips (the
     held-out one included), and predict reproduces the run's Test probabilities."""
     from ser.config import Config
-    from ser.dataset import list_clips, split_clips
+    from ser.data.dataset import list_clips, split_clips
     from ser.pipeline import save_network
-    from ser.predict import cnn1d_probe
-    from ser.protocol import Learner
+    from ser.classify import cnn1d_probe
+    from ser.models.protocol import Learner
 
     seen, real = [], cnn1d.learner
 

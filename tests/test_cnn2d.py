@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ser import augment as A  # noqa: E402
-from ser.cnn2d import build_model, candidates, learner, load_checkpoint, load_images, run_cnn2d  # noqa: E402
+from ser.models import augment as A  # noqa: E402
+from ser.models.cnn2d import build_model, candidates, learner, load_checkpoint, load_images, run_cnn2d  # noqa: E402
 from ser.config import CONFIG  # noqa: E402
 
 
@@ -167,7 +167,7 @@ def _cfg(**kw):
 
 
 def test_frequency_head_and_coordinate_channel():
-    from ser.cnn2d import Cnn2d
+    from ser.models.cnn2d import Cnn2d
 
     x = torch.zeros(3, 1, 150, 50)
     gap, freq = Cnn2d(4, widths=(4, 8, 8)), Cnn2d(4, widths=(4, 8, 8), head="freq", coord=True, in_height=150)
@@ -244,7 +244,7 @@ def _image_tree(root, n_per=2, splits=(("Train", (1, 2, 3)), ("Test", (5,)))):
 
 def _records(root, splits=("Train", "Test")):
     """The manifest records of an image tree (with the speaker-normalised images when written)."""
-    from ser.dataset import image_records
+    from ser.data.dataset import image_records
 
     out = []
     for split in splits:
@@ -259,7 +259,7 @@ def _records(root, splits=("Train", "Test")):
 
 @pytest.mark.slow
 def test_run_cnn2d_end_to_end(tmp_path):
-    from ser.dataset import image_records
+    from ser.data.dataset import image_records
     from ser.metrics import confusion
     from ser.pipeline import save_network
 
@@ -340,7 +340,7 @@ def _speaker_tree(root):
 
 
 def test_run_cnn2d_with_a_speaker_normalised_candidate(tmp_path):
-    from ser.dataset import image_records
+    from ser.data.dataset import image_records
     from ser.errors import DataError
 
     _image_tree(tmp_path / "img", n_per=1, splits=(("Train", (1, 2)), ("Test", (5,))))

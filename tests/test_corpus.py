@@ -1,4 +1,4 @@
-"""`doit data` recipes (ser.corpus) on small synthetic trees of tiny WAV files."""
+"""`doit data` recipes (ser.data.corpus) on small synthetic trees of tiny WAV files."""
 import csv
 import importlib.util
 import zipfile
@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from ser.config import CONFIG, PROJECT_DIR
-from ser.corpus import build_layout, get_corpus, parse_speakers, plan
+from ser.data.corpus import build_layout, get_corpus, parse_speakers, plan
 from ser.errors import ConfigError, DataError
 
 EMODB = dict(CONFIG.data.emodb_emotions)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from conftest import tone, write_wav
 
-from ser.dataset import (class_names, eval_splits_of, find_data_dir, image_records, list_clips, present_splits,
+from ser.data.dataset import (class_names, eval_splits_of, find_data_dir, image_records, list_clips, present_splits,
                          ravdess_actor, training_speakers)
 from ser.errors import DataError
 
@@ -93,7 +93,7 @@ def test_confirm_is_optional_and_read_when_present(tiny_dataset):
 
 
 def test_training_speakers_need_every_clip_to_have_one(tmp_path):
-    from ser.dataset import Clip
+    from ser.data.dataset import Clip
 
     train = [Clip(tmp_path / "a.wav", "Train", 0, "A", "3"), Clip(tmp_path / "clip1.wav", "Train", 0, "A", None)]
     with pytest.raises(DataError, match=r"clip1\.wav: no speaker known for this training clip"):

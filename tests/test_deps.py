@@ -1,10 +1,10 @@
-"""ser.deps on a small fake package: which files a function's code runs."""
+"""deps.py (beside dodo.py) on a small fake package: which files a function's code runs."""
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from ser import deps
+import deps
 
 
 def write_package(root: Path, files: dict[str, str]) -> Path:

@@ -86,7 +86,8 @@ def up_to_date(out) -> set[str]:
 def copy_project(dest: Path) -> Path:
     skip = shutil.ignore_patterns("__pycache__", "*.pyc")
     dest.mkdir(parents=True)
-    shutil.copy2(ROOT / "dodo.py", dest / "dodo.py")
+    for name in ("dodo.py", "deps.py"):
+        shutil.copy2(ROOT / name, dest / name)
     shutil.copytree(ROOT / "ser", dest / "ser", ignore=skip)
     shutil.copytree(ROOT / "report", dest / "report", ignore=skip)
     study = Path("bench") / "design_study_results" / "merged" / "summary.json"  # read by `doit design`
@@ -221,11 +222,12 @@ def test_every_task_has_one_config_changed_and_derived_code_deps():
         code = {Path(p).name for p in file_dep if Path(p).parent == ser}
         # config.py is tracked by value, pipeline.py by function; ser/__init__.py always runs
         assert "__init__.py" in code and not code & {"config.py", "pipeline.py"}, name
-    modules = {name: {Path(p).stem for p in file_dep} for name, (file_dep, _) in tasks.items()
-               if name not in ("data", "predict")}
-    assert "svm" in modules["svm"] and "cnn1d" not in modules["svm"]
-    assert {"cnn1d", "training"} <= modules["cnn1d"] and "svm" not in modules["cnn1d"]
-    assert "report" in modules["report"] and "training" not in modules["report"]
+    modules = {name: {Path(p).relative_to(ser).with_suffix("").as_posix() for p in file_dep if ser in Path(p).parents}
+               for name, (file_dep, _) in tasks.items() if name not in ("data", "predict")}
+    assert "models/svm" in modules["svm"] and "models/cnn1d" not in modules["svm"]
+    assert {"models/cnn1d", "models/training", "models/__init__"} <= modules["cnn1d"]
+    assert "models/svm" not in modules["cnn1d"]
+    assert "report/render" in modules["report"] and "models/training" not in modules["report"]
 
 
 def test_bad_data_dir_fails_with_its_path_and_writes_nothing(tmp_path):
@@ -238,7 +240,7 @@ def test_bad_data_dir_fails_with_its_path_and_writes_nothing(tmp_path):
     assert f"no data set found (looked in: {tmp_path / 'nowhere'})" in text
     assert "Traceback" not in text
     assert snapshot(project) == before  # nothing written: no build/, no figures/, no temporaries
-    assert sorted(p.name for p in project.iterdir() if p.name != "__pycache__") == ["bench", "dodo.py", "report", "ser"]
+    assert sorted(p.name for p in project.iterdir() if p.name != "__pycache__") == ["bench", "deps.py", "dodo.py", "report", "ser"]
 
 
 def test_bad_override_file_stops_doit_naming_file_and_key(tmp_path):
@@ -371,9 +373,9 @@ def test_a_parameter_change_reruns_the_tasks_that_read_it(built, old, new, reade
 @pytest.mark.slow
 @pytest.mark.parametrize("module, importers, others", [
     # the anchors and the combined models fit SVMs too
-    ("svm.py", {"svm", "anchors", "fusion"}, {"card", "features", "cnn1d", "images", "cnn2d", "figures:mel_examples",
+    ("models/svm.py", {"svm", "anchors", "fusion"}, {"card", "features", "cnn1d", "images", "cnn2d", "figures:mel_examples",
                          "figures:cnn1d", "figures:cnn2d"}),
-    ("summary.py", {"summary"}, TASKS - {"summary", "report"}),
+    ("evaluate/summary.py", {"summary"}, TASKS - {"summary", "report"}),
 ])
 def test_editing_a_module_reruns_the_tasks_whose_code_imports_it(built, module, importers, others):
     path = built.project / "ser" / module

@@ -4,8 +4,8 @@ from conftest import tone
 
 from ser.config import CONFIG
 from ser.errors import ConfigError
-from ser.features import band_bins, band_features, stack_frames
-from ser.spectro import mel_centres_hz, mel_from_config
+from ser.features.spectral import band_bins, band_features, stack_frames
+from ser.features.spectro import mel_centres_hz, mel_from_config
 
 SR = 48000
 BANDS = CONFIG.features.bands_hz

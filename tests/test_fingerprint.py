@@ -4,8 +4,8 @@ import shutil
 import numpy as np
 import soundfile as sf
 
-from ser.card import build_card
-from ser.dataset import class_names, list_clips
+from ser.evaluate.card import build_card
+from ser.data.dataset import class_names, list_clips
 
 
 def card_of(root):
@@ -40,8 +40,8 @@ def test_fingerprint_sees_a_clip_moved_to_another_class(tiny_dataset):
 
 def test_fingerprint_counts_every_split_it_is_given(tiny_dataset):
     """A third split (e.g. "Confirm") in the clip list changes the fingerprint."""
-    from ser.card import clip_record, fingerprint
-    from ser.dataset import Clip
+    from ser.evaluate.card import clip_record, fingerprint
+    from ser.data.dataset import Clip
 
     clips = list_clips(tiny_dataset)
     records = [clip_record(c) for c in clips]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ser.fusion import (choose_weights, combine, fuse, log_loss, network_member, subset_normalisation, svm_member,
+from ser.models.fusion import (choose_weights, combine, fuse, log_loss, network_member, subset_normalisation, svm_member,
                         weight_grid)
 
 
@@ -125,7 +125,7 @@ def test_one_class_normalisation_hurts_where_the_assumption_breaks():
 
 
 def test_two_training_speakers_say_their_calibration_is_not_speaker_independent():
-    from ser.fusion import LOSO, ONE_ACTOR
+    from ser.models.fusion import LOSO, ONE_ACTOR
 
     X, y, split, speaker = _speakers(splits=(("Train", (1, 2)), ("Test", (5,))))
     m = svm_member(PARAMS, X, y, split, speaker, speakers=speaker)
@@ -136,7 +136,7 @@ def test_two_training_speakers_say_their_calibration_is_not_speaker_independent(
 
 
 def test_softmax_of_decision_values_orders_like_the_decision():
-    from ser.fusion import _Softmax
+    from ser.models.fusion import _Softmax
 
     class D:
         def decision_function(self, X):

@@ -7,7 +7,7 @@ import pytest
 from conftest import tone
 from ser.config import CONFIG
 from ser.errors import ConfigError, DataError
-from ser.images import (
+from ser.features.images import (
     export_images, image_to_input, load_inputs, log_mel_image, read_png, scale_to_uint8, spectrogram2image,
 )
 
@@ -64,7 +64,7 @@ def _brightest_row(img):
 
 
 def test_low_tone_is_at_the_bottom_row_side():
-    from ser.spectro import mel_from_config
+    from ser.features.spectro import mel_from_config
 
     sr = 48000
     rows = {}
@@ -136,7 +136,7 @@ def test_export_images_tree(tiny_dataset, tmp_path):
 
 
 def test_image_grid_figure_has_one_panel_per_split_and_class(tiny_dataset, tmp_path):
-    from ser.plots import example_records, plot_image_grid
+    from ser.report.plots import example_records, plot_image_grid
 
     mel = dataclasses.replace(CONFIG.mel, n_mels=32, n_fft=256)
     recs = export_images(tiny_dataset, tmp_path / "img", mel_cfg=mel, n_frames=20)

@@ -102,7 +102,7 @@ def test_atomic_dir_swaps_the_whole_folder_or_nothing(tmp_path):
 
 
 def test_equal_figures_give_equal_svg_bytes(tmp_path):
-    from ser.plots import _mpl, save_figure
+    from ser.report.plots import _mpl, save_figure
 
     def draw(path):
         fig, ax = _mpl().subplots()

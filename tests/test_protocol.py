@@ -1,4 +1,4 @@
-"""The shared evaluation protocol (ser/protocol.py) with a scripted learner.
+"""The shared evaluation protocol (ser/models/protocol.py) with a scripted learner.
 
 No network is trained here: :class:`Stub` records what every ``fit`` receives
 and returns a scripted validation curve, and its ``predict`` returns scripted
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from ser.metrics import confusion, seed_summary, t_interval
-from ser.protocol import EvalSplit, Learner, ProtocolConfig, Trained, choose_epochs, moving_average, run_protocol
-from ser.speakers import speaker_folds
+from ser.models.protocol import EvalSplit, Learner, ProtocolConfig, Trained, choose_epochs, moving_average, run_protocol
+from ser.data.speakers import speaker_folds
 
 
 def loso_folds(groups):
@@ -30,7 +30,7 @@ def _quiet(_):
 
 
 class Stub:
-    """A :class:`ser.protocol.Learner` without training.
+    """A :class:`ser.models.protocol.Learner` without training.
 
     Parameters
     ----------
@@ -336,7 +336,7 @@ def test_cnn1d_learner_fits_its_scale_on_the_rows_it_is_given_only():
     pytest.importorskip("torch")
     import dataclasses
 
-    from ser.cnn1d import fit_scale, learner
+    from ser.models.cnn1d import fit_scale, learner
     from ser.config import Cnn1dConfig
 
     cfg = dataclasses.replace(Cnn1dConfig(), sr_hz=8000, n_channels=4, n_hidden=8, n_blocks=2, batch_size=4,
@@ -360,7 +360,7 @@ def test_cnn1d_learner_fits_its_scale_on_the_rows_it_is_given_only():
 
 
 def test_ensemble_curve_averages_the_seeds_probabilities_per_fold():
-    from ser.protocol import declare, ensemble_curve
+    from ser.models.protocol import declare, ensemble_curve
 
     y = np.array([0, 1])
     # seed 0 is right on clip 0 only, seed 1 on clip 1 only; averaged, both are right (epoch 1)
@@ -378,7 +378,7 @@ def test_out_of_fold_probabilities_come_from_the_fold_that_held_the_clip_out():
     """Each training clip's out-of-fold row is the mean over validation seeds
     of the probabilities after the chosen number of epochs, from the run whose
     validation fold held that clip's speaker out."""
-    from ser.protocol import out_of_fold_proba
+    from ser.models.protocol import out_of_fold_proba
 
     n_ep, n = 4, len(GROUPS)
     runs = []

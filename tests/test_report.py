@@ -3,7 +3,7 @@ import json
 import pytest
 
 from ser.errors import SerError
-from ser.report import check_images, discover_sections, pct, pct_interval, render_html
+from ser.report.render import check_images, discover_sections, pct, pct_interval, render_html
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_missing_figure_fails(tmp_path):
 
 
 def test_report_with_a_missing_figure_is_not_rendered(mini_report, tmp_path):
-    from ser.report import write_report
+    from ser.report.render import write_report
 
     rep, res = mini_report
     (rep / "print.css").write_text("body { font-family: 'DejaVu Sans'; }")
@@ -82,7 +82,7 @@ def test_filters():
 
 
 def test_same_inputs_give_the_same_pdf_bytes(mini_report, tmp_path):
-    from ser.report import write_report
+    from ser.report.render import write_report
 
     rep, res = mini_report
     (rep / "print.css").write_text("body { font-family: 'DejaVu Sans'; }")
@@ -100,6 +100,6 @@ def test_same_inputs_give_the_same_pdf_bytes(mini_report, tmp_path):
 @pytest.mark.parametrize("p, text", [(0.0, "< 0.001"), (0.000999, "< 0.001"), (0.001, "= 0.001"),
                                      (0.0213, "= 0.021"), (0.0999, "= 0.100"), (0.1, "= 0.10"), (1.0, "= 1.00")])
 def test_pvalue_filter_at_its_edges(p, text):
-    from ser.report import pvalue
+    from ser.report.render import pvalue
 
     assert pvalue(p) == text

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ser.metrics import scores
-from ser.report import corpus_facts, describe_folds, report_env, speaker_words
+from ser.report.render import corpus_facts, describe_folds, report_env, speaker_words
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "report"
@@ -31,7 +31,7 @@ def split_card(per_class: dict, speakers: list[str] | None) -> dict:
 
 
 def card(classes, train, test, *, train_speakers, test_speakers, word="speaker", kind="csv") -> dict:
-    """A data-set card (ser/card.py) of two splits; ``train``/``test``: clips per class."""
+    """A data-set card (ser/evaluate/card.py) of two splits; ``train``/``test``: clips per class."""
     text = {"csv": "listed in speakers.csv at the data set's root", "recogniser": "read from the RAVDESS file names",
             "none": "not known: validation folds are stratified over clips and are not speaker-independent"}[kind]
     return {"data_dir": "/somewhere/Corpus", "data_name": "Corpus", "fingerprint_sha256": "ab" * 32,
@@ -67,7 +67,7 @@ def svm_results(classes, test_counts, folds: dict) -> dict:
 
 
 def validation(folds: dict) -> dict:
-    """A network's validation record (ser/protocol.py) with two candidates."""
+    """A network's validation record (ser/models/protocol.py) with two candidates."""
     cands = {name: {"score": 0.5 + 0.01 * i, "epochs": 20, "val_acc_last": 0.48,
                     "per_speaker_at_epochs": {f: 0.3 + 0.01 * j for j, f in enumerate(folds["folds"])}}
              for i, name in enumerate(["plain", "shifted"])}
@@ -76,7 +76,7 @@ def validation(folds: dict) -> dict:
 
 
 def network_model(classes, test_counts, seeds=(0, 1, 2)) -> dict:
-    """One network setting's results on Test (ser/protocol.py's evaluate_split, by hand)."""
+    """One network setting's results on Test (ser/models/protocol.py's evaluate_split, by hand)."""
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(len(classes)), test_counts)
     per_seed = [{"seed": s, **scores(y, np.where(rng.random(len(y)) < 0.5, y, 0), classes)} for s in seeds]
@@ -272,7 +272,7 @@ def per_speaker_inputs(n_speakers: int, classes=EMODB):
 
 
 def test_forty_speakers_give_a_distribution_per_approach(tmp_path):
-    from ser.figures import MAX_SPEAKERS_AS_LINES, compact_per_speaker, majority_rate, per_speaker_figure
+    from ser.report.figures import MAX_SPEAKERS_AS_LINES, compact_per_speaker, majority_rate, per_speaker_figure
 
     svm, nets = per_speaker_inputs(40)
     assert compact_per_speaker(svm)
@@ -291,7 +291,7 @@ def test_forty_speakers_give_a_distribution_per_approach(tmp_path):
 
 
 def test_chance_line_of_unbalanced_classes_is_the_majority_class(tmp_path):
-    from ser.figures import chance_label, svm_accuracy_figure
+    from ser.report.figures import chance_label, svm_accuracy_figure
 
     kind = {m: {"splits": {"Test": {"accuracy": 0.4, "accuracy_ci95": [0.3, 0.5]}}} for m in ("spec", "tuned")}
     svm = svm_results(EMODB, EMO_CARD["test"], scheme("leave-one-speaker-out", ["1", "2"]))
@@ -302,7 +302,7 @@ def test_chance_line_of_unbalanced_classes_is_the_majority_class(tmp_path):
 
 
 def test_confusion_matrices_of_seven_classes_slant_their_names(tmp_path):
-    from ser.figures import network_confusion_figure
+    from ser.report.figures import network_confusion_figure
 
     model = network_model(EMODB, EMO_CARD["test"])
     res = {"classes": EMODB, "chosen": "a", "models": {"a": model}}

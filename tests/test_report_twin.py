@@ -78,7 +78,7 @@ def test_pdf_names_the_features_in_full_with_the_task_s_equation_numbers(built):
 
 
 def test_appendix_holds_the_build_facts(built):
-    from ser.report import package_versions
+    from ser.report.render import package_versions
 
     text = " ".join(pdf_text(built["build"] / "report.pdf").split())
     tail = text[text.index("Everything below was recorded by the build"):]
@@ -144,7 +144,7 @@ def small_report(tmp_path):
 
 
 def write(small, tmp_path, **kw):
-    from ser.report import write_report
+    from ser.report.render import write_report
 
     rep, res, figs = small
     write_report(rep, res, tmp_path / "build" / "report.html", tmp_path / "build" / "report.pdf", figs, {}, **kw)
@@ -179,7 +179,7 @@ def test_a_missing_screen_stylesheet_is_named(small_report, tmp_path):
 
 
 def test_a_second_section_may_read_the_same_results_file(small_report):
-    from ser.report import discover_sections
+    from ser.report.render import discover_sections
 
     rep = small_report[0]
     (rep / "sections" / "90-a.appendix.html.j2").write_text("x")
@@ -187,7 +187,7 @@ def test_a_second_section_may_read_the_same_results_file(small_report):
 
 
 def test_step_times_are_read_from_any_results_schema():
-    from ser.report import recorded_threads, step_seconds
+    from ser.report.render import recorded_threads, step_seconds
 
     results = {
         "cnn2d": {"timings_s": {"validation": 60.0, "total": 100.0, "torch_threads": 2}},
@@ -210,7 +210,7 @@ def test_every_config_value_is_in_the_tables():
     import dataclasses
 
     from ser.config import CONFIG
-    from ser.report import config_tables
+    from ser.report.render import config_tables
 
     tables = {t["section"]: dict(t["rows"]) for t in config_tables(CONFIG)}
     flat = dataclasses.asdict(CONFIG)

@@ -1,4 +1,4 @@
-"""The protocol's runs as independent units (ser/runs.py): side by side, cached by content.
+"""The protocol's runs as independent units (ser/models/runs.py): side by side, cached by content.
 
 * ``n_jobs`` changes nothing but the wall time: the tiny 1D and 2D CNNs give
   equal accuracies, choices, epochs, curves, weights and predictions with one
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser import runs
-from ser.protocol import EvalSplit, Learner, ProtocolConfig, Trained, run_protocol
-from ser.runs import RunOptions
+from ser.models import runs
+from ser.models.protocol import EvalSplit, Learner, ProtocolConfig, Trained, run_protocol
+from ser.models.runs import RunOptions
 
 GROUPS = np.repeat([1, 2, 3], 4)
 Y = np.tile([0, 1, 2], 4)
@@ -66,7 +66,7 @@ def assert_same_weights(a: dict, b: dict):
 # ------------------------------------------------------ the real networks, tiny
 
 def _cnn1d():
-    from ser.cnn1d import SpeakerWaves, learner, speaker_levels
+    from ser.models.cnn1d import SpeakerWaves, learner, speaker_levels
     from ser.config import Cnn1dConfig
 
     cfg = dataclasses.replace(Cnn1dConfig(), sr_hz=8000, n_channels=4, n_hidden=8, n_blocks=2, batch_size=4,
@@ -84,7 +84,7 @@ def _cnn1d():
 
 
 def _cnn2d():
-    from ser.cnn2d import learner
+    from ser.models.cnn2d import learner
     from ser.config import Cnn2dConfig
 
     cfg = dataclasses.replace(Cnn2dConfig(), widths=(4, 8), batch_size=4, size_hw=(16, 8), head="gap", coord=False)
@@ -160,7 +160,7 @@ class Scripted:
     functions of the params, seed, epochs and the rows it is given; every
     fit is counted."""
 
-    def __init__(self, code=("ser.protocol",), key=None, view=None, export=True):
+    def __init__(self, code=("ser.models.protocol",), key=None, view=None, export=True):
         self.fits = []
         self.learner = Learner(fit=self.fit, predict=self.predict, key=key or {"scripted": 1}, code=code,
                                view=view, export=self.export if export else None,
@@ -382,7 +382,7 @@ import os, sys
 os.environ.update(OMP_WAIT_POLICY="PASSIVE", ONEDNN_MAX_CPU_ISA="AVX2", ATEN_CPU_CAPABILITY="avx2")
 import torch
 from joblib import Parallel, delayed, parallel_config
-from ser import runs
+from ser.models import runs
 
 
 def probe():

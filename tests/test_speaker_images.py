@@ -10,7 +10,7 @@ import pytest
 from conftest import tone, write_wav
 from ser.config import CONFIG
 from ser.errors import ConfigError, DataError
-from ser.images import (
+from ser.features.images import (
     clip_mel, export_images, image_to_input, log_mel_image, log_mel_row_stats, read_png, speaker_norm_image,
     speaker_row_stats, speaker_row_stats_by,
 )
@@ -195,10 +195,10 @@ def test_predict_falls_back_to_the_best_raw_setting_for_single_clip_speakers(tmp
     the raw-input setting with the best validation score ('image', not the
     first one), and the log names them."""
     torch = pytest.importorskip("torch")
-    from ser import cnn2d
+    from ser.models import cnn2d
     from ser.io import save_state_dict
-    from ser.predict import cnn2d_probe
-    from ser.protocol import Trained
+    from ser.classify import cnn2d_probe
+    from ser.models.protocol import Trained
 
     data = tmp_path / "data"
     for split, clips in (("Train", (("Angry", "05", 7, 300), ("Calm", "02", 7, 900), ("Angry", "05", 8, 500))),

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ser.errors import DataError
-from ser.speakers import speaker_keys, speaker_zscore
+from ser.data.speakers import speaker_keys, speaker_zscore
 
 
 def test_zscore_uses_each_speakers_own_rows():
@@ -52,7 +52,7 @@ def test_speaker_keys_are_per_split_and_refuse_a_clip_without_speaker():
 from pathlib import Path  # noqa: E402
 
 from ser.errors import ConfigError  # noqa: E402
-from ser.speakers import SpeakerSource, resolve_speakers, speaker_folds, speaker_order  # noqa: E402
+from ser.data.speakers import SpeakerSource, resolve_speakers, speaker_folds, speaker_order  # noqa: E402
 
 
 def _names(*names):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from conftest import tone
 
-from ser.audio import hop_samples, read_mono
+from ser.data.audio import hop_samples, read_mono
 from ser.config import CONFIG
-from ser.spectro import mel_centres_hz, mel_from_config, mel_spectrogram, stft_power
+from ser.features.spectro import mel_centres_hz, mel_from_config, mel_spectrogram, stft_power
 
 
 def librosa_mel(y, sr, power=2.0, n_mels=3401, n_fft=16384):

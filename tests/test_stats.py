@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from ser.stats import accuracy_by_factor, compare_paired, mcnemar_exact, paired_bootstrap, ravdess_factors
+from ser.evaluate.stats import accuracy_by_factor, compare_paired, mcnemar_exact, paired_bootstrap, ravdess_factors
 
 
 def table(a_only: int, b_only: int, both: int = 7, neither: int = 3, seed: int = 0):

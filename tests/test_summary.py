@@ -1,4 +1,4 @@
-"""The verdicts the report states in words (ser/summary.py), at their boundaries.
+"""The verdicts the report states in words (ser/evaluate/summary.py), at their boundaries.
 
 Accuracies here are multiples of 1/8 or 1/16 (exact in binary), so "equal"
 really is equal.
@@ -6,7 +6,7 @@ really is equal.
 import numpy as np
 import pytest
 
-from ser.summary import augmentation_verdict, build_summary, compare, headline, svm_baseline
+from ser.evaluate.summary import augmentation_verdict, build_summary, compare, headline, svm_baseline
 
 
 def _ev(acc, ci=0.0625):
@@ -155,7 +155,7 @@ def test_headline_is_the_chosen_candidate():
 
 
 def test_the_verdict_is_on_the_declared_model():
-    from ser.summary import compare
+    from ser.evaluate.summary import compare
 
     head = {"summary": {"mean": 0.50, "std": 0.02, "mean_ci95": [0.48, 0.52]},
             "ensemble": {"accuracy": 0.56, "accuracy_ci95": [0.47, 0.64]}}
@@ -179,7 +179,7 @@ def _clips(split, n=8):
 def _full(test_svm, test_ens, confirm_svm, confirm_ens):
     """Results with per-clip predictions: an SVM (one kind, both readings) and a
     2D CNN with settings "none" and "spec" declared as seed ensembles."""
-    from ser.summary import evidence  # noqa: F401
+    from ser.evaluate.summary import evidence  # noqa: F401
 
     keys = {"Test": _clips("Test"), "Confirm": _clips("Confirm")}
     y = {s: [("AB".index(k.split("/")[1])) for k in ks] for s, ks in keys.items()}
@@ -199,7 +199,7 @@ def _full(test_svm, test_ens, confirm_svm, confirm_ens):
 
 
 def test_paired_evidence_uses_each_clips_own_predictions_per_split_and_pooled():
-    from ser.summary import evidence
+    from ser.evaluate.summary import evidence
 
     # Test: the network is right on every clip, the SVM wrong on clips 0-3; Confirm: both equal
     svm, net, y = _full([1, 0, 1, 0, 0, 1, 0, 1], [0, 1, 0, 1, 0, 1, 0, 1],
@@ -216,7 +216,7 @@ def test_paired_evidence_uses_each_clips_own_predictions_per_split_and_pooled():
 
 
 def test_error_breakdown_per_intensity_and_statement():
-    from ser.summary import evidence
+    from ser.evaluate.summary import evidence
 
     # the network is wrong exactly on the strong-intensity clips of Test (clips 2, 3, 6, 7)
     truth = [0, 1, 0, 1, 0, 1, 0, 1]
@@ -231,7 +231,7 @@ def test_error_breakdown_per_intensity_and_statement():
 
 
 def test_a_single_declared_model_is_compared_seed_by_seed():
-    from ser.summary import declared_predictions, paired
+    from ser.evaluate.summary import declared_predictions, paired
 
     svm, net, y = _full([0] * 8, [0, 1] * 4, [0] * 8, [0] * 8)
     net["declared"] = {"model": "single"}

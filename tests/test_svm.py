@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ser.config import SvmConfig
-from ser.svm import evaluate_feature, fit_params, make_pipeline, pipeline_of, prepare, rank_kinds, tune
+from ser.models.svm import evaluate_feature, fit_params, make_pipeline, pipeline_of, prepare, rank_kinds, tune
 
 
 def toy(seed=0, n_per=12, splits=(("Train", (1, 2, 3)), ("Test", (5,)))):

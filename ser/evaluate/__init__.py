@@ -1,0 +1,1 @@
+"""Stage 4, evaluation: the data-set card, paired statistics, the verdicts in words, the predictions CSV."""

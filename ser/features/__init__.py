@@ -1,0 +1,1 @@
+"""Stage 2, features: mel spectrograms, hand-made spectral features, spectrogram images, pretrained anchors."""

@@ -1,0 +1,1 @@
+"""Stage 5, report: figures and the rendered HTML/PDF."""
