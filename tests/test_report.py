@@ -3,7 +3,8 @@ import json
 import pytest
 
 from ser.errors import SerError
-from ser.report.render import check_images, discover_sections, pct, pct_interval, render_html
+from ser.report.filters import pct, pct_interval
+from ser.report.render import check_images, discover_sections, render_html
 
 
 @pytest.fixture
@@ -100,6 +101,6 @@ def test_same_inputs_give_the_same_pdf_bytes(mini_report, tmp_path):
 @pytest.mark.parametrize("p, text", [(0.0, "< 0.001"), (0.000999, "< 0.001"), (0.001, "= 0.001"),
                                      (0.0213, "= 0.021"), (0.0999, "= 0.100"), (0.1, "= 0.10"), (1.0, "= 1.00")])
 def test_pvalue_filter_at_its_edges(p, text):
-    from ser.report.render import pvalue
+    from ser.report.filters import pvalue
 
     assert pvalue(p) == text

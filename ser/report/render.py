@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ser.errors import ConfigError, SerError
 from ser.io import atomic_path, load_json
+from ser.report.filters import num, pct, pct_interval, pvalue, seconds
 
 SECTION_NAME = re.compile(r"^(\d+)-([a-z0-9_]+)(?:\.[a-z0-9_]+)?\.html\.j2$")
 IMG_SRC = re.compile(r'(<img[^>]*\ssrc=")([^"]+)(")')
@@ -45,36 +46,6 @@ def discover_sections(report_dir: str | Path) -> list[tuple[str, str]]:
                               "or NN-key.name.html.j2")
         found.append((int(m.group(1)), m.group(2), f"sections/{p.name}"))
     return [(key, name) for _, key, name in sorted(found)]
-
-
-# -- filters: formatting only ------------------------------------------------
-
-def pct(x, digits: int = 1) -> str:
-    """0.5468 -> '54.7%'."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        raise SerError("a percentage to print is missing (None or NaN)")
-    return f"{100 * x:.{digits}f}%"
-
-
-def pct_interval(pair, digits: int = 1) -> str:
-    """(0.45, 0.63) -> '45.0–63.0%'."""
-    lo, hi = pair
-    return f"{100 * lo:.{digits}f}–{100 * hi:.{digits}f}%"
-
-
-def num(x, digits: int = 2) -> str:
-    return f"{x:.{digits}g}" if abs(x) < 1e-2 or abs(x) >= 1e4 else f"{x:.{digits}f}"
-
-
-def pvalue(p: float) -> str:
-    """A p-value as a reader wants it: '= 0.020', '= 0.31', '< 0.001'."""
-    if p < 0.001:
-        return "< 0.001"
-    return f"= {p:.3f}" if p < 0.1 else f"= {p:.2f}"
-
-
-def seconds(x) -> str:
-    return f"{x:.0f} s" if x < 120 else f"{x / 60:.1f} min"
 
 
 def make_env(report_dir: str | Path):
