@@ -4,7 +4,7 @@ import soundfile as sf
 from conftest import tone, write_wav
 
 from ser.data.audio import audio_info, fix_length, hop_samples, read_mono
-from ser.errors import DataError
+from ser.errors import ConfigError, DataError
 
 
 @pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
@@ -83,3 +83,17 @@ def test_hop_and_fix_length():
     assert hop_samples(22050, 0.015) == 330  # int() truncates 330.75
     np.testing.assert_array_equal(fix_length(np.ones(3), 5), [1, 1, 1, 0, 0])
     np.testing.assert_array_equal(fix_length(np.arange(5), 2), [0, 1])
+
+
+def test_speech_onset_of_a_tone_after_silence():
+    from ser.data.audio import speech_onset_s, window_start
+
+    sr = 16000
+    y = np.concatenate([np.zeros(sr), 0.5 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)]).astype(np.float32)
+    # the first 20 ms frame louder than -30 dB re. the loudest starts within 20 ms before 1 s; minus the margin
+    assert speech_onset_s(y, sr, margin_s=0.1) == pytest.approx(0.9, abs=0.02)
+    assert speech_onset_s(y * 1e-3, sr) == speech_onset_s(y, sr)  # level does not matter
+    assert speech_onset_s(np.zeros(sr, np.float32), sr) == 0.0
+    assert window_start(y, sr, "start") == 0 and window_start(y, sr, "onset") == round(speech_onset_s(y, sr) * sr)
+    with pytest.raises(ConfigError, match="window"):
+        window_start(y, sr, "middle")
