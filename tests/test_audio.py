@@ -97,3 +97,171 @@ def test_speech_onset_of_a_tone_after_silence():
     assert window_start(y, sr, "start") == 0 and window_start(y, sr, "onset") == round(speech_onset_s(y, sr) * sr)
     with pytest.raises(ConfigError, match="window"):
         window_start(y, sr, "middle")
+
+
+# ------------------------------------------------------------------ the speech onset
+
+SR = 16000
+TONE_AMP = 0.1  # -20 dBFS peak
+TONE_RMS = TONE_AMP / np.sqrt(2)
+
+
+def _step(lead_s=0.7, level=TONE_AMP, sr=SR):
+    """``lead_s`` of digital zeros, then 1 s of a constant ``level``: every frame's RMS is known."""
+    return np.concatenate([np.zeros(round(lead_s * sr)), np.full(sr, level)]).astype(np.float32)
+
+
+def _tone_after_noise(floor_db, lead_s=0.7, seed=0):
+    """White noise ``floor_db`` dB below the tone's RMS, with a 440 Hz tone at -20 dBFS from ``lead_s`` on."""
+    rng = np.random.default_rng(seed)
+    n_lead = round(lead_s * SR)
+    noise = rng.standard_normal(n_lead + SR)
+    noise *= TONE_RMS * 10 ** (floor_db / 20) / noise.std()
+    y = noise.copy()
+    y[n_lead:] += TONE_AMP * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)
+    return y.astype(np.float32)
+
+
+def test_onset_of_a_step_is_the_first_frame_that_reaches_into_it():
+    from ser.data.audio import speech_onset_s
+
+    y = _step(0.7)
+    # frames of 10 ms every 10 ms: frame 70 is the first with signal, exactly at 0.7 s
+    assert speech_onset_s(y, SR, margin_s=0.0, frame_s=0.01, hop_s=0.01) == pytest.approx(0.70, abs=1e-9)
+    # frames of 20 ms every 10 ms: frame 69 (0.69-0.71 s) already holds 10 ms of the step
+    assert speech_onset_s(y, SR, margin_s=0.0) == pytest.approx(0.69, abs=1e-9)
+    # frames of 30 ms: frame 68 (0.68-0.71 s); of 10 ms every 30 ms: frame 24 (0.72-0.73 s)
+    assert speech_onset_s(y, SR, margin_s=0.0, frame_s=0.03, hop_s=0.01) == pytest.approx(0.68, abs=1e-9)
+    assert speech_onset_s(y, SR, margin_s=0.0, frame_s=0.01, hop_s=0.03) == pytest.approx(0.72, abs=1e-9)
+    # the defaults: 20 ms frames every 10 ms, -30 dB, a margin of 0.1 s before
+    assert speech_onset_s(y, SR) == pytest.approx(0.59, abs=1e-9)
+    assert speech_onset_s(y, SR, margin_s=0.25) == pytest.approx(0.44, abs=1e-9)
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 48000])
+def test_onset_is_in_seconds_at_any_sample_rate(sr):
+    from ser.data.audio import speech_onset_s
+
+    onset = speech_onset_s(_step(0.7, sr=sr), sr, margin_s=0.0)
+    assert 0.7 - 0.02 - 1 / sr <= onset <= 0.7  # within the one 20 ms frame that reaches into the step
+
+
+@pytest.mark.parametrize("rel_db, floor_db, onset_s", [
+    # the floor below the threshold: the tone's start (0.69 s: the first 20 ms frame reaching into it)
+    (-30.0, -35.0, 0.69), (-30.0, -40.0, 0.69), (-45.0, -50.0, 0.69), (-15.0, -20.0, 0.69),
+    # the floor above it: the noise already counts, the onset is the clip's start
+    (-30.0, -25.0, 0.0), (-45.0, -40.0, 0.0), (-15.0, -10.0, 0.0),
+])
+def test_onset_threshold_is_in_db_of_rms_amplitude(rel_db, floor_db, onset_s):
+    """A tone at -20 dBFS after 0.7 s of noise ``floor_db`` dB below it (RMS):
+    the noise counts as speech exactly when it is louder than ``rel_db``.
+    Read as power (``10 ** (dB / 10)``) the -30 dB threshold would sit at
+    -60 dB of amplitude and a -40 dB floor would count; read at a quarter
+    (``/ 40``), a -20 dB floor would count against -15 dB."""
+    from ser.data.audio import speech_onset_s
+
+    y = _tone_after_noise(floor_db)
+    assert speech_onset_s(y, SR, rel_db=rel_db, margin_s=0.0) == pytest.approx(onset_s, abs=1e-9)
+
+
+def test_onset_default_threshold_lies_between_minus_25_and_minus_35_db():
+    from ser.data.audio import speech_onset_s
+
+    assert speech_onset_s(_tone_after_noise(-35.0), SR) == pytest.approx(0.59, abs=1e-9)
+    assert speech_onset_s(_tone_after_noise(-25.0), SR) == 0.0
+
+
+def test_onset_does_not_depend_on_the_recording_level():
+    from ser.data.audio import speech_onset_s
+
+    y = _tone_after_noise(-40.0)
+    ref = speech_onset_s(y, SR, margin_s=0.0)
+    assert ref == pytest.approx(0.69, abs=1e-9)
+    for gain in (1e-3, 0.5, 9.0):
+        assert speech_onset_s(y * gain, SR, margin_s=0.0) == ref
+
+
+@pytest.mark.parametrize("y", [np.zeros(SR, np.float32), np.zeros(10, np.float32)], ids=["silence", "shorter than a frame"])
+def test_a_silent_clip_starts_at_zero(y):
+    from ser.data.audio import speech_onset_s
+
+    assert speech_onset_s(y, SR) == 0.0
+    assert speech_onset_s(y, SR, margin_s=0.0) == 0.0
+
+
+def test_a_tone_from_the_first_sample_starts_at_zero_not_before():
+    from ser.data.audio import speech_onset_s
+
+    y = _tone_after_noise(-60.0, lead_s=0.0)
+    assert speech_onset_s(y, SR, margin_s=0.0) == 0.0
+    assert speech_onset_s(y, SR) == 0.0  # the margin does not go below the file's start
+    # a short lead shorter than the margin: floored at 0 as well
+    assert speech_onset_s(_step(0.05), SR) == 0.0
+
+
+def test_frame_rms_known_values():
+    from ser.data.audio import frame_rms
+
+    # constant 0.3: every frame's RMS is 0.3; (n - window) // hop + 1 frames
+    r = frame_rms(np.full(SR, 0.3), SR)
+    assert len(r) == (SR - 320) // 160 + 1 == 99
+    np.testing.assert_allclose(r, 0.3)
+    assert len(frame_rms(np.full(SR, 0.3), SR, frame_s=0.01, hop_s=0.03)) == (SR - 160) // 480 + 1
+    # a sine of amplitude A over whole periods: A / sqrt(2)
+    s = frame_rms(0.5 * np.sin(2 * np.pi * 500 * np.arange(SR) / SR), SR)
+    np.testing.assert_allclose(s, 0.5 / np.sqrt(2), rtol=1e-9)
+    # frame i starts at i * hop: a step at sample 1000 appears first in the frame that reaches it
+    y = np.zeros(2000)
+    y[1000:] = 1.0
+    r = frame_rms(y, SR, frame_s=0.02, hop_s=0.01)
+    assert np.flatnonzero(r > 0)[0] == 5  # frame 5 covers samples 800-1119
+    assert r[5] == pytest.approx(np.sqrt(120 / 320))
+    # a clip shorter than a frame is one frame, padded with zeros
+    np.testing.assert_allclose(frame_rms(np.ones(80), SR), [np.sqrt(80 / 320)])
+
+
+def test_window_start_uses_every_field_of_the_onset_config():
+    from ser.config import OnsetConfig
+    from ser.data.audio import window_start
+
+    y = _step(0.7)
+    assert window_start(y, SR, "start") == 0
+    assert window_start(y, SR, "onset") == round(0.59 * SR)  # the defaults
+    assert window_start(y, SR, "onset", OnsetConfig()) == round(0.59 * SR)
+    assert window_start(y, SR, "onset", OnsetConfig(margin_s=0.0)) == round(0.69 * SR)
+    assert window_start(y, SR, "onset", OnsetConfig(margin_s=0.0, frame_s=0.03, hop_s=0.01)) == round(0.68 * SR)
+    assert window_start(y, SR, "onset", OnsetConfig(margin_s=0.0, frame_s=0.01, hop_s=0.03)) == round(0.72 * SR)
+    noisy = _tone_after_noise(-40.0)
+    assert window_start(noisy, SR, "onset", OnsetConfig(margin_s=0.0)) == round(0.69 * SR)
+    assert window_start(noisy, SR, "onset", OnsetConfig(margin_s=0.0, rel_db=-45.0)) == 0
+    with pytest.raises(ConfigError, match="'middle'"):
+        window_start(y, SR, "middle")
+
+
+# ------------------------------------------------------------------ header and small helpers
+
+def test_audio_info_reads_the_header(tmp_path):
+    y = np.zeros((12345, 2), np.float32)
+    info = audio_info(write_wav(tmp_path / "h.wav", y, 22050, "PCM_24"))
+    assert (info.sr_hz, info.n_channels, info.n_samples, info.subtype) == (22050, 2, 12345, "PCM_24")
+    assert info.duration_s == pytest.approx(12345 / 22050)
+    with pytest.raises(DataError, match="nope.wav: no such file"):
+        audio_info(tmp_path / "nope.wav")
+
+
+def test_any_number_of_channels_is_averaged(tmp_path):
+    ch = np.stack([np.full(100, v, np.float32) for v in (0.1, 0.2, 0.3, -0.2)], axis=1)
+    y, sr = read_mono(write_wav(tmp_path / "quad.wav", ch, 8000, "FLOAT"))
+    assert sr == 8000 and y.shape == (100,) and y.dtype == np.float32
+    np.testing.assert_allclose(y, 0.1, atol=1e-7)
+    mono, _ = read_mono(write_wav(tmp_path / "mono.wav", ch[:, 2], 8000, "FLOAT"))
+    np.testing.assert_allclose(mono, 0.3, atol=1e-7)
+
+
+def test_hop_below_one_sample_is_refused_and_fix_length_keeps_the_dtype():
+    assert hop_samples(100, 0.01) == 1
+    with pytest.raises(DataError, match="hop of 0 samples"):
+        hop_samples(99, 0.01)
+    out = fix_length(np.ones(3, np.float32), 5)
+    assert out.dtype == np.float32 and out.tolist() == [1, 1, 1, 0, 0]
+    assert fix_length(np.arange(4), 4).tolist() == [0, 1, 2, 3]
