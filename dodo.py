@@ -34,8 +34,9 @@ from doit import get_var
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from ser.errors import ConfigError, SerError
+from ser.errors import ConfigError, SerError, reported
 from ser.report.figures import FIGURES
+from ser.results import FILES as RESULT_FILES
 
 try:  # a bad override file ($SER_CONFIG) stops the build with its message alone
     from ser.config import (BUILD_DIR, CACHE_DIR, CONFIG, FIGURES_DIR, IMAGES_DIR, MODELS_DIR, PROJECT_DIR,
@@ -66,10 +67,8 @@ PREDICTIONS_CSV = RESULTS_DIR / "predictions.csv"
 # the report's figures, one table (ser.report.figures.FIGURES) for the figure tasks and the report
 FIGS = {group: {role: FIGURES_DIR / name for role, name in files.items()} for group, files in FIGURES.items()}
 SVM_CONFUSION_FIGS = {r: FIGS["svm"][f"confusion_{r}"] for r in CONFIG.features.readings}
-# every results file the build writes (the report reads them all)
-RESULTS = {key: RESULTS_DIR / f"{key}.json" for key in
-           ("data", "features", "svm", "anchors", "cnn1d", "images", "cnn2d", "fusion", "design", "summary",
-            "mel_examples")}
+# every results file the build writes (the report reads them all): one table, ser.results.FILES
+RESULTS = {key: RESULTS_DIR / f.name for key, f in RESULT_FILES.items()}
 DESIGN_STUDY = PROJECT_DIR / "bench" / "design_study_results" / "merged" / "summary.json"
 
 
@@ -95,12 +94,8 @@ def _run(fn, *args, **kwargs):
     def action():
         if DATA_ERROR is not None:
             return TaskFailed(f"ERROR: {DATA_ERROR}")
-        try:
-            fn(*args, **kwargs)
-        except SerError as exc:
-            print(f"ERROR: {exc}", file=sys.stderr)
-            return TaskFailed(str(exc))
-        return None
+        _, error = reported(fn, *args, **kwargs)
+        return TaskFailed(error) if error is not None else None
 
     action.__name__ = getattr(fn, "__name__", "action")
     return (action, [], {})
@@ -367,7 +362,8 @@ def task_data():
         if not src:
             return TaskFailed("doit data needs --src: a folder or zip of the corpus' WAV files (for RAVDESS: "
                               "Actor_NN folders, Audio_Speech_Actors_01-24.zip, or its URL)")
-        try:
+
+        def layout(train, test, confirm):
             c = corpora.get_corpus(corpus)
             if c.name == "ravdess":
                 train = train or fmt(CONFIG.data.train_actors)
@@ -376,10 +372,12 @@ def task_data():
             elif not (train and test):
                 raise ConfigError(f"doit data --corpus {c.name} needs --train and --test: the speakers of each split "
                                   f"as numbers, e.g. --train 03,08-12 --test 13-16 (files are named like {c.example})")
-            done = corpora.build_layout(src, out, corpus=c.name, train=train, test=test, confirm=confirm)
-        except SerError as exc:
-            print(f"ERROR: {exc}", file=sys.stderr)
-            return TaskFailed(str(exc))
+            return c, corpora.build_layout(src, out, corpus=c.name, train=train, test=test, confirm=confirm)
+
+        made, error = reported(layout, train, test, confirm)
+        if error is not None:
+            return TaskFailed(error)
+        c, done = made
         print(f"data set written to {done['out_dir']}: {done['n_clips']} {c.title} clips {done['per_folder']}")
         print("speakers: " + "; ".join(f"{s} {', '.join(v)}" for s, v in done["speakers"].items()))
         if done["skipped"]:
@@ -418,11 +416,9 @@ def task_predict():
 
         if not clips:
             return TaskFailed("doit predict needs --clips DIR: a folder of WAV files, or of class folders of WAV files")
-        try:
-            result = classify(clips, out)
-        except SerError as exc:
-            print(f"ERROR: {exc}", file=sys.stderr)
-            return TaskFailed(str(exc))
+        result, error = reported(classify, clips, out)
+        if error is not None:
+            return TaskFailed(error)
         print(f"written: {out}")
         if result["skipped"]:
             return TaskFailed(f"{len(result['skipped'])} file(s) could not be read and were not classified "

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ser import results
 from ser.config import CACHE_DIR, CONFIG, RESULTS_DIR
-from ser.errors import DataError, SerError
+from ser.errors import DataError, SerError, reported
 
 
 def find_clips(folder) -> tuple[list[Path], list[str | None]]:
@@ -59,10 +60,10 @@ def svm_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR) -
     """Decision values of the spec SVM of the best feature type (bands in Hz),
     refitted on the feature cache's training rows."""
     from ser.features.extract import clip_features
-    from ser.io import load_json, load_npz
+    from ser.io import load_npz
     from ser.models.svm import pipeline_of
 
-    svm = load_json(_need(Path(results_dir) / "svm.json", "svm"))
+    svm = results.load("svm", _need(Path(results_dir) / "svm.json", "svm"))
     kind = svm["readings"]["hz"]["best"]
     feats = load_npz(_need(Path(cache_dir) / "features.npz", "features"))
     tr = feats["split"] == "Train"
@@ -105,9 +106,8 @@ def cnn1d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR,
     """Class probabilities of the 1D CNN's seed ensemble (with speaker levels
     from the clips given, :func:`new_speakers`, when its setting is ``speaker_rms``)."""
     from ser.models import cnn1d
-    from ser.io import load_json
 
-    res = load_json(_need(Path(results_dir) / "cnn1d.json", "cnn1d"))
+    res = results.load("cnn1d", _need(Path(results_dir) / "cnn1d.json", "cnn1d"))
     c = cfg.cnn1d
     x = cnn1d.load_waveforms(paths, n_frames=c.n_frames, hop_s=c.hop_s, sr_hz=c.sr_hz,
                              window=tuple(c.grid_window), onset=cfg.onset)
@@ -135,9 +135,8 @@ def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR,
     from ser.data.dataset import ravdess_actor
     from ser.features.images import (clip_mel, image_to_input, log_mel_image, log_mel_row_stats, speaker_norm_image,
                          speaker_row_stats_by)
-    from ser.io import load_json
 
-    res = load_json(_need(Path(results_dir) / "cnn2d.json", "cnn2d"))
+    res = results.load("cnn2d", _need(Path(results_dir) / "cnn2d.json", "cnn2d"))
     c, chosen = cfg.cnn2d, res["chosen"]
     n = len(res["classes"])
     lrn = cnn2d.learner(c, n)
@@ -188,12 +187,11 @@ def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR,
 def classify(folder, out_csv=None, *, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR, log=print) -> dict:
     """Apply every model to the clips of ``folder``; write a CSV and print a
     table (and accuracy and confusion matrices when the clips carry labels)."""
-    from ser.io import load_json
     from ser.metrics import scores
     from ser.evaluate.predictions import csv_text
 
     paths, labels = find_clips(folder)
-    classes = load_json(_need(Path(results_dir) / "data.json", "card"))["classes"]
+    classes = results.load("data", _need(Path(results_dir) / "data.json", "card"))["classes"]
     unknown = sorted({lb for lb in labels if lb is not None and lb not in classes})
     if unknown:
         raise DataError(f"{folder}: class folders {unknown} are not among the trained classes {classes}")
@@ -267,10 +265,8 @@ def main(argv=None) -> int:
     ap.add_argument("clips", help="folder of WAV files, or of class folders of WAV files")
     ap.add_argument("--out", default="predictions_new.csv", help="CSV written here (default: %(default)s)")
     args = ap.parse_args(argv)
-    try:
-        result = classify(args.clips, args.out)
-    except SerError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
+    result, error = reported(classify, args.clips, args.out)
+    if error is not None:
         return 1
     print(f"\nwritten: {args.out}")
     return 1 if result["skipped"] else 0

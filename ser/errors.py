@@ -11,3 +11,17 @@ class DataError(SerError):
 
 class ConfigError(SerError):
     """A parameter or option has a value the code cannot use."""
+
+
+def reported(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` for a command line: ``(value, None)``, or, when
+    it raises a :class:`SerError`, ``(None, message)`` after printing
+    ``ERROR: message`` to stderr. Any other exception is a bug and propagates
+    with its traceback."""
+    import sys
+
+    try:
+        return fn(*args, **kwargs), None
+    except SerError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return None, str(exc)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ser.data.dataset import EVAL_SPLITS, class_names, list_clips
-from ser.io import load_json, load_npz, save_json, save_npz
+from ser import results
+from ser.io import load_json, load_npz, save_npz
 
 
 def say(msg: str) -> None:
@@ -31,7 +32,7 @@ def build_card(data_dir, out_json, cfg) -> None:
     say(f"speakers: {source.describe()}")
     card = _card(clips, class_names(data_dir), str(data_dir), cfg.mel.hop_s, source)
     card["seconds"] = time.perf_counter() - t0
-    save_json(out_json, card)
+    results.save("data", out_json, card)
 
 
 def build_features(data_dir, out_npz, out_json, cfg) -> None:
@@ -49,7 +50,7 @@ def build_features(data_dir, out_npz, out_json, cfg) -> None:
     seconds = time.perf_counter() - t0
     save_npz(out_npz, **arrays)
     rates = sorted({audio_info(c.path).sr_hz for c in clips})
-    save_json(out_json, {
+    results.save("features", out_json, {
         "mel": dataclasses.asdict(cfg.mel),
         "bands_hz": [list(b) for b in cfg.features.bands_hz],
         "kinds": list(cfg.features.kinds),
@@ -70,9 +71,9 @@ def build_svm(features_npz, out_json, cfg) -> None:
     t0 = time.perf_counter()
     from ser.data.speakers import fold_options
 
-    results = run_svms(load_npz(features_npz), cfg, log=say, fold_options=fold_options(cfg))
-    results["seconds"] = time.perf_counter() - t0
-    save_json(out_json, results)
+    res = run_svms(load_npz(features_npz), cfg, log=say, fold_options=fold_options(cfg))
+    res["seconds"] = time.perf_counter() - t0
+    results.save("svm", out_json, res)
 
 
 ANCHOR_LABELS = {"egemaps": "eGeMAPSv02", "ge2e": "GE2E embedding"}
@@ -109,7 +110,7 @@ def build_anchors(data_dir, out_npz, out_json, cfg) -> None:
         say(f"anchor {kind}: tuned {kinds[kind]['tuned']['params']} cv {kinds[kind]['tuned']['cv_mean']:.3f}; "
             + ", ".join(f"{n}: cv {r['cv_mean']:.3f}" for n, r in by.items()))
         seconds[f"svm_{kind}"] = time.perf_counter() - t0
-    save_json(out_json, {"classes": classes, "keys": {s: arrays["key"][split == s].tolist()
+    results.save("anchors", out_json, {"classes": classes, "keys": {s: arrays["key"][split == s].tolist()
                                                         for s in EVAL_SPLITS if (split == s).any()},
                          "kinds": kinds, "meta": {k: {**ANCHORS[k], "label": ANCHOR_LABELS[k]} for k in cfg.anchors.kinds},
                          "timings_s": seconds})
@@ -122,11 +123,11 @@ def build_fusion(features_npz, anchors_npz, svm_json, anchors_json, cnn1d_json, 
 
     t0 = time.perf_counter()
     with_anchors = bool(cfg.anchors.kinds)
-    res = run_fusion(load_npz(features_npz), load_npz(anchors_npz) if with_anchors else None, load_json(svm_json),
-                     load_json(anchors_json) if with_anchors else None,
-                     {"cnn1d": load_json(cnn1d_json), "cnn2d": load_json(cnn2d_json)}, cfg, log=say)
+    res = run_fusion(load_npz(features_npz), load_npz(anchors_npz) if with_anchors else None, results.load("svm", svm_json),
+                     results.load("anchors", anchors_json) if with_anchors else None,
+                     {"cnn1d": results.load("cnn1d", cnn1d_json), "cnn2d": results.load("cnn2d", cnn2d_json)}, cfg, log=say)
     res["timings_s"] = {"total": time.perf_counter() - t0}
-    save_json(out_json, res)
+    results.save("fusion", out_json, res)
 
 
 def figure_mel_examples(data_dir, out_png, out_json, cfg) -> None:
@@ -134,13 +135,13 @@ def figure_mel_examples(data_dir, out_png, out_json, cfg) -> None:
 
     clips = list_clips(data_dir)
     keys = mel_examples_figure(clips, class_names(data_dir), cfg.mel, out_png)
-    save_json(out_json, {"clips": keys})
+    results.save("mel_examples", out_json, {"clips": keys})
 
 
 def figure_svm(svm_json, out_bars, out_conf: dict) -> None:
     from ser.report.figures import confusion_grid_figure, svm_accuracy_figure
 
-    svm = load_json(svm_json)
+    svm = results.load("svm", svm_json)
     svm_accuracy_figure(svm, out_bars)
     for reading, path in out_conf.items():
         confusion_grid_figure(svm, reading, path)
@@ -157,9 +158,9 @@ def build_report(report_dir, results_dir, figures_dir, html_path, pdf_path, cfg=
     from ser.report.render import build_facts, write_report
 
     cfg = CONFIG if cfg is None else cfg
-    card = load_json(Path(results_dir) / "data.json")
+    card = results.load("data", Path(results_dir) / "data.json")
     examples = Path(results_dir) / "mel_examples.json"
-    keys = load_json(examples)["clips"] if examples.is_file() else []
+    keys = results.load("mel_examples", examples)["clips"] if examples.is_file() else []
     meta = {
         "title": "Speech emotion recognition with spectral features and deep learning",
         "subtitle": "Spectral features and SVMs, a 1D CNN on the waveform, and a 2D CNN on mel-spectrogram images",
@@ -185,18 +186,18 @@ def _torch_threads(n: int | None = None) -> None:
     set_threads(CONFIG.runs.threads if n is None else n)
 
 
-def save_network(results: dict, trained: dict, models_dir, prefix: str, out_json) -> None:
+def save_network(res: dict, trained: dict, models_dir, prefix: str, out_json) -> None:
     """Checkpoints (``<prefix>_<candidate>_seed<k>.pt`` state dicts) and the results file."""
     from ser.io import save_state_dict
 
     for cname, models in trained.items():
         slug = "".join(ch if ch.isalnum() else "_" for ch in cname).strip("_")
         paths = []
-        for seed, t in zip(results["models"][cname]["seeds"], models):
+        for seed, t in zip(res["models"][cname]["seeds"], models):
             paths.append(Path(models_dir) / f"{prefix}_{slug}_seed{seed}.pt")
             save_state_dict(t.model, paths[-1])
-        results["models"][cname]["checkpoints"] = [str(p) for p in paths]
-    save_json(out_json, results)
+        res["models"][cname]["checkpoints"] = [str(p) for p in paths]
+    results.save(prefix, out_json, res)
 
 
 def build_cnn1d(data_dir, models_dir, out_json, cfg) -> None:
@@ -214,9 +215,9 @@ def build_cnn1d(data_dir, models_dir, out_json, cfg) -> None:
     runs = options(cfg, cache_dir=CACHE_DIR / "runs", threads=cfg.cnn1d.threads)  # [cnn1d] threads, when set, wins
     _torch_threads(runs.threads)
     with using(runs):  # the protocol's runs side by side, cached by content (ser.models.runs)
-        results, trained = run_cnn1d(clips, cfg.cnn1d, eval_splits=eval_splits_of(clips), onset=cfg.onset, log=say,
-                                     fold_options=fold_options(cfg))
-    save_network(results, trained, models_dir, "cnn1d", out_json)
+        res, trained = run_cnn1d(clips, cfg.cnn1d, eval_splits=eval_splits_of(clips), onset=cfg.onset, log=say,
+                                 fold_options=fold_options(cfg))
+    save_network(res, trained, models_dir, "cnn1d", out_json)
 
 
 def build_images(data_dir, out_root, manifest_json, cfg) -> None:
@@ -243,7 +244,7 @@ def build_images(data_dir, out_root, manifest_json, cfg) -> None:
         for k in ("path", "path_speaker"):
             if k in r:
                 r[k] = str(out_root / Path(r[k]).relative_to(tmp))
-    save_json(manifest_json, {"root": str(out_root), "classes": class_names(data_dir),
+    results.save("images", manifest_json, {"root": str(out_root), "classes": class_names(data_dir),
                               "export": {**{k: getattr(c, k) for k in ("n_frames", "window", "fix_floor",
                                                                        "dynamic_range", "low_at_bottom", "size_hw",
                                                                        "interpolation")},
@@ -261,19 +262,19 @@ def build_cnn2d(images_json, models_dir, out_json, cfg) -> None:
 
     runs = options(cfg, cache_dir=CACHE_DIR / "runs")
     _torch_threads(runs.threads)
-    manifest = load_json(images_json)
+    manifest = results.load("images", images_json)
     splits = [s for s in EVAL_SPLITS if any(r["split"] == s for r in manifest["records"])]
     with using(runs):  # the protocol's runs side by side, cached by content (ser.models.runs)
-        results, trained = run_cnn2d(manifest["records"], cfg.cnn2d, classes=manifest["classes"], eval_splits=splits,
-                                     log=say, fold_options=fold_options(cfg))
-    save_network(results, trained, models_dir, "cnn2d", out_json)
+        res, trained = run_cnn2d(manifest["records"], cfg.cnn2d, classes=manifest["classes"], eval_splits=splits,
+                                 log=say, fold_options=fold_options(cfg))
+    save_network(res, trained, models_dir, "cnn2d", out_json)
 
 
 def figure_cnn1d(cnn1d_json, out: dict) -> None:
     """Learning curves (item c) and confusion matrices (item d) of the 1D CNN."""
     from ser.report.figures import network_curves_figure, network_confusion_figure
 
-    res = load_json(cnn1d_json)
+    res = results.load("cnn1d", cnn1d_json)
     network_curves_figure(res, out["curves"])
     network_confusion_figure(res, out["confusion"])
 
@@ -282,11 +283,16 @@ def figure_cnn2d(images_json, cnn2d_json, out: dict, cfg) -> None:
     """Image grid (item e), learning curves (f), confusion matrices (g), augmentation comparison (h)."""
     from ser.report.figures import augmentation_figure, image_grid_figure, network_confusion_figure, network_curves_figure
 
-    res = load_json(cnn2d_json)
-    image_grid_figure(load_json(images_json)["records"], out["images"], low_at_bottom=cfg.cnn2d.low_at_bottom)
+    res = results.load("cnn2d", cnn2d_json)
+    image_grid_figure(results.load("images", images_json)["records"], out["images"], low_at_bottom=cfg.cnn2d.low_at_bottom)
     network_curves_figure(res, out["curves"])
     network_confusion_figure(res, out["confusion"])
     augmentation_figure(res, out["augmentation"])
+
+
+def _optional(key: str, path) -> dict | None:
+    """Results file ``key`` at ``path`` (checked), or None when the build has no such file."""
+    return results.load(key, path) if path is not None and Path(path).is_file() else None
 
 
 def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, predictions_csv, anchors_json=None,
@@ -297,16 +303,16 @@ def build_summary(svm_json, cnn1d_json, cnn2d_json, out_json, predictions_csv, a
     from ser.evaluate.summary import build_summary as _summary
     from ser.evaluate.summary import evidence
 
-    opt = lambda p: load_json(p) if p is not None and Path(p).is_file() else None  # noqa: E731
-    svm, nets = load_json(svm_json), {"cnn1d": opt(cnn1d_json), "cnn2d": opt(cnn2d_json)}
-    fusion = opt(fusion_json)
-    rows = prediction_rows(svm, nets, opt(anchors_json), fusion)
+    svm = results.load("svm", svm_json)
+    nets = {"cnn1d": _optional("cnn1d", cnn1d_json), "cnn2d": _optional("cnn2d", cnn2d_json)}
+    fusion = _optional("fusion", fusion_json)
+    rows = prediction_rows(svm, nets, _optional("anchors", anchors_json), fusion)
     write_csv(rows, predictions_csv)
     summary = {**_summary(svm, nets, fusion), **evidence(svm, nets, fusion)}
     summary["hardest_clips"] = hardest_clips(rows, 10)
     summary["predictions"] = {"file": Path(predictions_csv).name, "n_rows": len(rows),
                               "n_models": len({r["model"] for r in rows})}
-    save_json(out_json, summary)
+    results.save("summary", out_json, summary)
 
 
 def figure_summary(svm_json, cnn1d_json, cnn2d_json, out: dict, anchors_json=None, fusion_json=None) -> None:
@@ -314,9 +320,9 @@ def figure_summary(svm_json, cnn1d_json, cnn2d_json, out: dict, anchors_json=Non
     and every approach's accuracy per evaluation speaker."""
     from ser.report.figures import forest_figure, per_speaker_figure
 
-    opt = lambda p: load_json(p) if p is not None and Path(p).is_file() else None  # noqa: E731
-    svm, nets = load_json(svm_json), {"1D CNN": opt(cnn1d_json), "2D CNN": opt(cnn2d_json)}
-    anchors, fusion = opt(anchors_json), opt(fusion_json)
+    svm = results.load("svm", svm_json)
+    nets = {"1D CNN": _optional("cnn1d", cnn1d_json), "2D CNN": _optional("cnn2d", cnn2d_json)}
+    anchors, fusion = _optional("anchors", anchors_json), _optional("fusion", fusion_json)
     forest_figure(svm, nets, out["forest"], anchors, fusion)
     per_speaker_figure(svm, nets, out["per_speaker"], fusion)
 
@@ -336,5 +342,5 @@ def build_design(study_json, out_json) -> None:
                          "paired_se": s["acc"]["paired_se"], "per_fold": s["acc"]["per_fold"],
                          "loss_rule_acc": s["loss"]["acc"], "loss_rule_margin": s["loss"]["paired_margin"]})
         tables[net] = rows
-    save_json(out_json, {"tables": tables, "folds": study["1d"]["base"]["single"]["folds"],
+    results.save("design", out_json, {"tables": tables, "folds": study["1d"]["base"]["single"]["folds"],
                          "source": "bench/design_study_results/merged/summary.json"})

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import tone, write_wav
+from results_fixtures import write as write_results
 from ser.config import CONFIG
 from ser.errors import ConfigError, DataError
 from ser.features.images import (
@@ -227,7 +228,7 @@ def test_predict_falls_back_to_the_best_raw_setting_for_single_clip_speakers(tmp
             save_state_dict(cnn2d.build_model(2, **cnn2d.model_kwargs(c)), ckpts[-1])
         res["models"][name] = {"params": params, "checkpoints": ckpts, "states": [{}, {}]}
     results.mkdir()
-    (results / "cnn2d.json").write_text(json.dumps(res))
+    write_results("cnn2d", results / "cnn2d.json", res)  # completed to the schema, stamped
 
     def ensemble(name, x):
         lrn = cnn2d.learner(c, 2)

@@ -27,7 +27,8 @@ import re
 from pathlib import Path
 
 from ser.errors import ConfigError, SerError
-from ser.io import atomic_path, load_json
+from ser.io import atomic_path
+from ser.results import FILES, load_dir
 from ser.report.filters import num, pct, pct_interval, pvalue, seconds
 
 SECTION_NAME = re.compile(r"^(\d+)-([a-z0-9_]+)(?:\.[a-z0-9_]+)?\.html\.j2$")
@@ -288,7 +289,7 @@ def render_html(report_dir, results_dir, figures_rel: str, meta: dict, *, screen
     from markupsafe import Markup
 
     sections = discover_sections(report_dir)
-    results = {p.name[: -len(".json")]: load_json(p) for p in sorted(Path(results_dir).glob("*.json"))}
+    results = load_dir(results_dir)
     for key, _ in sections:
         if key not in results:
             raise SerError(f"{Path(results_dir) / (key + '.json')}: results file of section '{key}' is missing "
@@ -381,9 +382,8 @@ PACKAGES = (
     ("weasyprint", ("weasyprint",)),
     ("doit", ("doit",)),
 )
-# results file -> the doit task that writes it, in build order
-STEP_TASKS = {"data": "card", "features": "features", "svm": "svm", "anchors": "anchors", "images": "images",
-              "cnn1d": "cnn1d", "cnn2d": "cnn2d", "fusion": "fusion", "summary": "summary"}
+# results file -> the doit task that writes it, in build order (one table: ser.results.FILES)
+STEP_TASKS = {key: f.task for key, f in FILES.items()}
 STEP_TIME_FIELDS = ("seconds", "timings_s", "extract_seconds")
 
 
@@ -567,7 +567,7 @@ def build_facts(results_dir, cfg, project_dir, data_dir) -> dict:
     from ser.data.dataset import find_data_dir
     from ser.errors import DataError
 
-    results = {p.name[: -len(".json")]: load_json(p) for p in sorted(Path(results_dir).glob("*.json"))}
+    results = load_dir(results_dir)
     saved = os.environ.pop("SER_DATA", None)  # where a fresh checkout would look, without the variable
     try:
         default = find_data_dir()
