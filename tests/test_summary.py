@@ -239,3 +239,125 @@ def test_a_single_declared_model_is_compared_seed_by_seed():
     assert p.shape == (1, 8)
     r = paired(y["Test"], np.stack([p[0], p[0]]), np.zeros(8, int))
     assert r["n"] == 16 and r["diff"] == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------ every verdict from its own split's numbers
+
+
+def _spec_tuned(spec, tuned=None):
+    """A kind's spec and tuned SVM: accuracies {split: acc}; tuned 1/16 below spec unless given."""
+    tuned = tuned or {s: a - 0.0625 for s, a in spec.items()}
+    return {m: {"splits": {s: _ev(a) for s, a in accs.items()}} for m, accs in (("spec", spec), ("tuned", tuned))}
+
+
+def _net_split(mean, lo, hi, ens):
+    return {"summary": {"mean": mean, "mean_ci95": [lo, hi], "std": 0.0625}, "ensemble": _ev(ens)}
+
+
+def _two_splits():
+    """SVMs, two networks and a combined model whose every verdict differs between Test and Confirm."""
+    T, C = "Test", "Confirm"
+    hz = {"SC": _spec_tuned({T: 0.5625, C: 0.375}), "SBW": _spec_tuned({T: 0.5, C: 0.4375}),
+          "SBE": _spec_tuned({T: 0.4375, C: 0.5})}
+    index = {"SC": _spec_tuned({T: 0.375, C: 0.5625}), "SBW": _spec_tuned({T: 0.5, C: 0.25}, {T: 0.625, C: 0.25})}
+    svm = {"keys": {T: ["Test/a.wav"], C: ["Confirm/b.wav"]},
+           "readings": {"hz": {"kinds": hz}, "index": {"kinds": index}}}
+    cnn1d = {"chosen": "clip", "declared": {"model": "single"},
+             "models": {"clip": {"splits": {T: _net_split(0.625, 0.5625 + 1 / 64, 0.6875, 0.5),
+                                            C: _net_split(0.4375, 0.375, 0.5, 0.5625)}},
+                        "other": {"splits": {T: _net_split(0.25, 0.2, 0.3, 0.25), C: _net_split(0.25, 0.2, 0.3, 0.25)}}}}
+    # 2D: (Test mean, Confirm mean) per setting; intervals +-1/64 around the mean
+    means = {"none": (0.5, 0.5), "image": (0.4375, 0.625), "spectrogram": (0.5625, 0.375),
+             "spectrogram, speaker-normalised": (0.75, 0.75)}
+    cnn2d = {"chosen": "spectrogram", "declared": {"model": "ensemble"},
+             "validation": {"candidates": {"none": {"score": 0.4}, "image": {"score": 0.5},
+                                           "spectrogram": {"score": 0.45},
+                                           "spectrogram, speaker-normalised": {"score": 0.3}}},
+             "models": {n: {"params": {"input": "speaker"} if "speaker" in n else {},
+                            "splits": {s: _net_split(m, m - 1 / 64, m + 1 / 64, m) for s, m in zip((T, C), ms)}}
+                        for n, ms in means.items()}}
+    cnn2d["models"]["spectrogram"]["splits"][T]["ensemble"] = _ev(0.6875)  # the ensemble above its seeds' mean
+    fusion = {"models": {"svm+cnn": {"splits": {T: _ev(0.5625), C: _ev(0.4375)}},
+                         "all": {"splits": {T: _ev(0.5), C: _ev(0.5)}}}}
+    return svm, {"cnn1d": cnn1d, "cnn2d": cnn2d}, fusion
+
+
+def test_each_split_s_verdicts_are_computed_from_that_split_s_numbers():
+    svm, nets, fusion = _two_splits()
+    s = build_summary(svm, nets, fusion)
+    assert s["eval_splits"] == ["Test", "Confirm"]
+    t, c = s["splits"]["Test"], s["splits"]["Confirm"]
+    # the SVM baseline and the strict bar of each split
+    assert (t["svm"]["kind"], t["svm"]["accuracy"], t["svm"]["accuracy_ci95"]) == ("SC", 0.5625, [0.5, 0.625])
+    assert (c["svm"]["kind"], c["svm"]["accuracy"], c["svm"]["accuracy_ci95"]) == ("SBE", 0.5, [0.4375, 0.5625])
+    assert (t["svm"]["strict_accuracy"], t["svm"]["strict_label"]) == (0.625, "SBW, bands as index, tuned SVM")
+    assert (c["svm"]["strict_accuracy"], c["svm"]["strict_label"]) == (0.5625, "SC, bands as index, spec SVM")
+    # 1D CNN, declared single: better on Test, worse (within its seeds' noise) on Confirm; the ensemble the other way
+    t1, c1 = t["cnn1d"], c["cnn1d"]
+    assert (t1["mean"], c1["mean"]) == (0.625, 0.4375)
+    assert t1["not_worse_than_svm"] and not c1["not_worse_than_svm"]
+    assert t1["declared_not_worse_than_svm"] and not c1["declared_not_worse_than_svm"]
+    assert (t1["declared_margin"], c1["declared_margin"]) == (0.0625, -0.0625)
+    assert not t1["ensemble_not_worse_than_svm"] and c1["ensemble_not_worse_than_svm"]
+    assert not t1["svm_within_seed_interval"] and c1["svm_within_seed_interval"]
+    assert t1["not_worse_than_strict_svm"] and not c1["not_worse_than_strict_svm"]
+    # 2D CNN, declared ensemble: worse on Test, better on Confirm
+    t2, c2 = t["cnn2d"], c["cnn2d"]
+    assert (t2["declared"], t2["declared_accuracy"], c2["declared_accuracy"]) == ("ensemble", 0.6875, 0.375)
+    assert t2["declared_not_worse_than_svm"] and not c2["declared_not_worse_than_svm"]
+    assert (t2["ensemble_ci95"], c2["ensemble_ci95"]) == ([0.625, 0.75], [0.3125, 0.4375])
+    assert not t2["not_worse_than_strict_svm"]  # the strict bar is on the seeds' mean (0.5625 < 0.625)
+    # the combined models
+    assert t["combined_svm+cnn"] == {"accuracy": 0.5625, "accuracy_ci95": [0.5, 0.625], "not_worse_than_svm": True,
+                                     "margin": 0.0}
+    assert c["combined_svm+cnn"] == {"accuracy": 0.4375, "accuracy_ci95": [0.375, 0.5], "not_worse_than_svm": False,
+                                     "margin": -0.0625}
+    assert not t["combined_all"]["not_worse_than_svm"] and c["combined_all"]["not_worse_than_svm"]
+    # the augmentation experiment: the speaker-normalised setting is not part of it
+    ta, ca = t["augmentation"], c["augmentation"]
+    assert ta["by_val"] == ca["by_val"] == ["image", "spectrogram", "none"]
+    assert ta["by_test"] == ["spectrogram", "none", "image"] and ca["by_test"] == ["image", "none", "spectrogram"]
+    assert (ta["best_by_test"], ta["agree"]) == ("spectrogram", False)
+    assert (ca["best_by_test"], ca["agree"]) == ("image", True)
+    assert ta["vs_none"]["spectrogram"]["clearly_better"] and ca["vs_none"]["spectrogram"]["clearly_worse"]
+    assert ta["vs_none"]["image"]["test_gain"] == -0.0625 and ca["vs_none"]["image"]["test_gain"] == 0.125
+
+
+def test_a_network_without_results_and_no_combined_models_leave_no_verdicts():
+    svm, nets, _ = _two_splits()
+    s = build_summary(svm, {"cnn1d": nets["cnn1d"], "cnn2d": None})
+    for row in s["splits"].values():
+        assert set(row) == {"svm", "cnn1d"}  # no cnn2d, no augmentation, no combined models
+
+
+def _with_predictions(svm):
+    """``svm`` of _two_splits with per-clip predictions: each spec SVM predicts its own constant class."""
+    for r, reading in enumerate(svm["readings"].values()):
+        for i, k in enumerate(reading["kinds"].values()):
+            for m, model in k.items():
+                model["pred"] = {s: [10 * r + 2 * i + (m == "tuned")] * 3 for s in svm["keys"]}
+    return svm
+
+
+def test_each_split_is_compared_with_its_own_baseline_s_predictions():
+    from ser.evaluate.summary import baseline_predictions
+
+    svm = _with_predictions(_two_splits()[0])
+    assert baseline_predictions(svm, "Test").tolist() == [0, 0, 0]  # hz SC
+    assert baseline_predictions(svm, "Confirm").tolist() == [4, 4, 4]  # hz SBE
+
+
+def test_challengers_follow_the_svm_s_clip_order_in_each_split():
+    from ser.evaluate.summary import challengers
+
+    svm = {"keys": {"Test": ["T/a", "T/b", "T/c"], "Confirm": ["C/x", "C/y"]}}
+    net = {"chosen": "n", "declared": {"model": "ensemble"},
+           "predictions": {"n": {"Test": {"keys": ["T/c", "T/a", "T/b"], "ensemble_pred": [2, 0, 1]},
+                                 "Confirm": {"keys": ["C/y", "C/x"], "ensemble_pred": [3, 4]}}}}
+    fusion = {"keys": {"Test": ["T/b", "T/c", "T/a"], "Confirm": ["C/y", "C/x"]},
+              "models": {"all": {"pred": {"Test": [11, 12, 10], "Confirm": [13, 14]}}}}
+    t = challengers(svm, {"cnn2d": net, "cnn1d": None}, fusion, "Test")
+    c = challengers(svm, {"cnn2d": net, "cnn1d": None}, fusion, "Confirm")
+    assert set(t) == {"cnn2d", "combined_all"}
+    assert t["cnn2d"].tolist() == [0, 1, 2] and t["combined_all"].tolist() == [10, 11, 12]
+    assert c["cnn2d"].tolist() == [4, 3] and c["combined_all"].tolist() == [14, 13]
