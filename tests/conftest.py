@@ -48,3 +48,23 @@ def tiny_dataset(tmp_path) -> Path:
                 y = tone(300 + 200 * i + 10 * a, 16000, 0.5)
                 write_wav(root / split / name / f"03-01-{code}-01-01-01-{a:02d}.wav", y)
     return root
+
+
+def speaker_shifted(seed=0, *, n_per, n_classes, n_dims, offset_sd, noise_sd, class_gap,
+                    splits=(("Train", (1, 2, 3, 4)), ("Test", (5, 6)))):
+    """Features whose classes lie ``class_gap`` apart on feature 0 while every
+    speaker's features are offset by a speaker-specific draw (sd ``offset_sd``):
+    ``(X, y, split, speaker)``, ``n_per`` rows per speaker and class."""
+    rng = np.random.default_rng(seed)
+    X, y, split, speaker = [], [], [], []
+    for s, speakers in splits:
+        for a in speakers:
+            offset = rng.normal(0, offset_sd, size=n_dims)
+            for label in range(n_classes):
+                x = rng.normal(0, noise_sd, size=(n_per, n_dims)) + offset
+                x[:, 0] += class_gap * label
+                X.append(x)
+                y += [label] * n_per
+                split += [s] * n_per
+                speaker += [a] * n_per
+    return np.vstack(X), np.array(y), np.array(split), np.array(speaker)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from conftest import speaker_shifted
 from ser.models.fusion import (choose_weights, combine, fuse, log_loss, network_member, subset_normalisation, svm_member,
                         weight_grid)
 
@@ -55,19 +56,9 @@ def test_choose_weights_finds_a_combination_better_than_either_member():
 
 
 def _speakers(seed=0, n_per=8, splits=(("Train", (1, 2, 3, 4)), ("Test", (5, 6)))):
-    rng = np.random.default_rng(seed)
-    X, y, split, speaker = [], [], [], []
-    for s, speakers in splits:
-        for a in speakers:
-            off = rng.normal(0, 5.0, size=2)
-            for label in range(3):
-                x = rng.normal(0, 0.3, size=(n_per, 2)) + off
-                x[:, 0] += 1.5 * label
-                X.append(x)
-                y += [label] * n_per
-                split += [s] * n_per
-                speaker += [a] * n_per
-    return np.vstack(X), np.array(y), np.array(split), np.array(speaker)
+    """Three classes 1.5 apart on feature 0 of two, under speaker offsets of sd 5."""
+    return speaker_shifted(seed, n_per=n_per, n_classes=3, n_dims=2, offset_sd=5.0, noise_sd=0.3, class_gap=1.5,
+                           splits=splits)
 
 
 PARAMS = {"transform": "none", "norm": "speaker", "kernel": "linear", "C": 1.0, "gamma": None}

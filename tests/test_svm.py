@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from conftest import speaker_shifted
 from ser.config import SvmConfig
 from ser.models.svm import evaluate_feature, fit_params, make_pipeline, pipeline_of, prepare, rank_kinds, tune
 
@@ -111,19 +112,8 @@ def _shifted_speakers(seed=0, n_per=10, splits=(("Train", (1, 2, 3, 4)), ("Test"
     """Two classes 1 unit apart on feature 0, but every speaker's features are
     offset by a large speaker-specific amount: only a speaker's own average
     tells the classes apart."""
-    rng = np.random.default_rng(seed)
-    X, y, split, speaker = [], [], [], []
-    for s, speakers in splits:
-        for a in speakers:
-            offset = rng.normal(0, 6.0, size=3)
-            for label in range(2):
-                x = rng.normal(0, 0.25, size=(n_per, 3)) + offset
-                x[:, 0] += 1.0 * label
-                X.append(x)
-                y += [label] * n_per
-                split += [s] * n_per
-                speaker += [a] * n_per
-    return np.vstack(X), np.array(y), np.array(split), np.array(speaker)
+    return speaker_shifted(seed, n_per=n_per, n_classes=2, n_dims=3, offset_sd=6.0, noise_sd=0.25, class_gap=1.0,
+                           splits=splits)
 
 
 def test_speaker_normalisation_is_a_candidate_that_wins_when_speakers_shift():
