@@ -159,12 +159,18 @@ def offset(x, gen, max_offset: float = 0.1):
 def wave_shift(x, gen, max_samples: int):
     """Shift each waveform by a uniform integer in [-max_samples, max_samples]
     samples; zeros fill the gap, nothing wraps around."""
+    return shift_waves(x, _randint(x.shape[0], gen, -max_samples, max_samples).tolist())
+
+
+def shift_waves(x, shifts):
+    """Shift waveform ``i`` by ``shifts[i]`` samples (positive: later, at most
+    the clip's length); zeros fill the gap, nothing wraps around. No random
+    draw: :func:`wave_shift` draws the shifts, test-time averaging fixes them."""
     import torch
 
-    n, length = x.shape[0], x.shape[-1]
-    shifts = _randint(n, gen, -max_samples, max_samples).tolist()
+    length = x.shape[-1]
     out = torch.zeros_like(x)
-    for i, s in enumerate(shifts):
+    for i, s in enumerate(int(s) for s in shifts):
         if s >= 0:
             out[i, ..., s:] = x[i, ..., : length - s]
         else:
@@ -178,10 +184,36 @@ def gain(x, gen, max_db: float):
     return x * (10.0 ** (g / 20.0)).view(len(x), *([1] * (x.dim() - 1)))
 
 
-def mixup(x, y_onehot, gen, alpha: float = 0.2):
+def speed_perturb(x, factors):
+    """Play waveform ``i`` ``factors[i]`` times as fast (tempo and pitch
+    together), by linear interpolation between samples; past the clip's end
+    is zero and the length is kept. No random draw (see :func:`speed`)."""
+    import torch
+
+    n = x.shape[-1]
+    pos = torch.arange(n, device=x.device, dtype=torch.float32).view(1, -1) * factors.to(x.device).view(-1, 1)
+    i0 = pos.floor().long()
+    w = pos - i0
+    a = torch.gather(x[:, 0], 1, i0.clamp(max=n - 1)) * (i0 < n)
+    b = torch.gather(x[:, 0], 1, (i0 + 1).clamp(max=n - 1)) * ((i0 + 1) < n)
+    return (a * (1 - w) + b * w).unsqueeze(1)
+
+
+def speed(x, gen, max_change: float):
+    """Waveforms [shape=(batch, 1, n_samples)] each played at a uniform speed
+    in [1 - max_change, 1 + max_change] (:func:`speed_perturb`)."""
+    return speed_perturb(x, 1 + (_uniform(len(x), gen) * 2 - 1) * max_change)
+
+
+def mixup(x, y_onehot, gen, alpha: float = 0.2, *, groups=None):
     """Mix each example with another of the batch: ``lam*x + (1-lam)*x[perm]``,
     the targets alike, ``lam ~ Beta(alpha, alpha)`` per example (kept >= 0.5
     so that the first clip dominates).
+
+    ``groups`` (optional, [shape=(batch,)], e.g. each example's speaker):
+    each example's partner is drawn uniformly among the batch's examples of
+    another group (itself when the batch holds no other group), with one
+    uniform draw per example instead of the permutation.
 
     Returns
     -------
@@ -192,10 +224,23 @@ def mixup(x, y_onehot, gen, alpha: float = 0.2):
     n = len(x)
     lam = _beta(n, alpha, gen)
     lam = torch.maximum(lam, 1 - lam)
-    perm = torch.randperm(n, generator=gen)
+    perm = torch.randperm(n, generator=gen) if groups is None else _other_group(torch.as_tensor(groups), gen)
     lx = lam.view(-1, *([1] * (x.dim() - 1)))
     ly = lam.view(-1, 1)
     return lx * x + (1 - lx) * x[perm], ly * y_onehot + (1 - ly) * y_onehot[perm]
+
+
+def _other_group(groups, gen):
+    """For each example, the index of a uniformly drawn example of another group
+    (its own index when there is none): one ``torch.rand`` draw per example."""
+    import torch
+
+    n = len(groups)
+    other = groups.view(-1, 1) != groups.view(1, -1)  # [n, n]
+    count = other.sum(1)
+    k = (_uniform(n, gen) * count).floor().long().clamp(max=(count - 1).clamp(min=0))
+    order = torch.argsort((~other).int(), dim=1, stable=True)  # the other groups' examples first
+    return torch.where(count > 0, order[torch.arange(n), k], torch.arange(n))
 
 
 def _beta(n: int, alpha: float, gen):
@@ -232,6 +277,7 @@ class AugmentSpec:
     mixup_alpha: float = 0.0
     shift_samples: int = 0  # waveform: zero-filled shift, +-samples
     gain_db: float = 0.0  # waveform (or any input): random gain, +-dB
+    speed: float = 0.0  # waveform: play at a random speed in 1 +- speed (tempo and pitch)
 
 
 def make_augment(spec: AugmentSpec):
@@ -255,6 +301,8 @@ def make_augment(spec: AugmentSpec):
         steps.append(lambda x, g: freq_mask(x, g, spec.freq_mask_rows, spec.n_masks))
     if spec.offset > 0:
         steps.append(lambda x, g: offset(x, g, spec.offset))
+    if spec.speed > 0:  # before the shift: a slower clip is shifted as played
+        steps.append(lambda x, g: speed(x, g, spec.speed))
     if spec.shift_samples > 0:
         steps.append(lambda x, g: wave_shift(x, g, spec.shift_samples))
     if spec.gain_db > 0:
@@ -274,7 +322,8 @@ def make_augment(spec: AugmentSpec):
 
 def make_mix(spec: AugmentSpec):
     """The ``mix(x, y_onehot, generator)`` callback of :func:`ser.models.training.fit`
-    for ``spec.mixup_alpha`` > 0, else None."""
+    for ``spec.mixup_alpha`` > 0, else None. ``fit`` passes ``groups`` (the
+    batch's groups, :func:`mixup`) when given ``mix_groups``."""
     if spec.mixup_alpha <= 0:
         return None
-    return lambda x, y_onehot, gen: mixup(x, y_onehot, gen, spec.mixup_alpha)
+    return lambda x, y_onehot, gen, groups=None: mixup(x, y_onehot, gen, spec.mixup_alpha, groups=groups)

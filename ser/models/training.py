@@ -107,6 +107,19 @@ def evaluate(model, x, y, *, batch_size: int = 64) -> tuple[float, float, np.nda
     return loss_sum / len(x), acc, p
 
 
+def view_scores(model, xs, y, *, batch_size: int = 64) -> tuple[float, float]:
+    """Loss and accuracy of one validation view: the class probabilities of
+    the tensors ``xs`` (the same clips in several forms, e.g. shifted copies)
+    averaged, the loss the mean of ``-log`` of the true class's averaged
+    probability (floored at 1e-12), ``y`` a long tensor [n]."""
+    import torch
+    import torch.nn.functional as F
+
+    prob = torch.stack([torch.from_numpy(evaluate(model, x, None, batch_size=batch_size)[2]) for x in xs]).mean(0)
+    y = torch.as_tensor(y).cpu()
+    return float(F.nll_loss(torch.log(prob.clamp_min(1e-12)), y)), float((prob.argmax(1) == y).float().mean())
+
+
 def fit(
     model,
     x_train,
@@ -120,6 +133,10 @@ def fit(
     mix: Callable | None = None,
     log: Callable[[str], None] | None = None,
     label: str = "",
+    train_device=None,
+    val_views: dict | None = None,
+    mix_groups=None,
+    deadline: float | None = None,
 ) -> dict:
     """Train ``model`` with Adam and cross-entropy; return its history.
 
@@ -142,6 +159,20 @@ def fit(
         Training accuracy is still counted against the batch's own labels.
     log : callable(str), optional
         Progress lines, one per epoch (default: stderr).
+    train_device : torch.device or str, optional
+        Where the model trains (default: :func:`device`, CUDA when present).
+    val_views : dict, optional
+        ``{name: [x_val tensors]}``, each tensor holding the clips of
+        ``y_val`` in one form (e.g. shifted copies): after every epoch a
+        view's class probabilities are the mean over its tensors
+        (test-time averaging), scored by :func:`view_scores`.
+    mix_groups : array-like [shape=(n_train,)], optional
+        Each training clip's group (e.g. speaker), passed to ``mix`` as
+        ``groups=`` for the batch's clips (``ser.models.augment.mixup``:
+        partners from another group).
+    deadline : float, optional
+        A ``time.time()``: training stops after the epoch that ends past it,
+        and the history records ``aborted_at_epoch``.
 
     Returns
     -------
@@ -149,18 +180,20 @@ def fit(
     (one value per epoch; the val lists are empty without validation data),
     ``val_proba`` (the validation class probabilities after each epoch, an
     array [shape=(n_epochs, n_val, n_classes)], for ensembles of runs; not
-    JSON: the protocol drops it) and ``seconds``.
+    JSON: the protocol drops it) and ``seconds``; with ``val_views``,
+    ``val_views``: ``{name: {"loss": [...], "acc": [...]}}``.
     """
     import torch
     import torch.nn.functional as F
 
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
-    dev = device()
+    dev = device() if train_device is None else torch.device(train_device)
     model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     hist = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
+    groups = None if mix_groups is None else torch.as_tensor(np.asarray(mix_groups))
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
         model.train()
@@ -172,7 +205,8 @@ def fit(
             target = yb
             if mix is not None:
                 n_classes = int(y_train.max()) + 1 if len(y_train) else 1
-                xb, target = mix(xb, F.one_hot(yb, n_classes).float(), gen)
+                kw = {} if mix_groups is None else {"groups": groups[torch.from_numpy(idx)]}
+                xb, target = mix(xb, F.one_hot(yb, n_classes).float(), gen, **kw)
             xb, yb, target = xb.to(dev), yb.to(dev), target.to(dev)
             opt.zero_grad()
             logits = model(xb)
@@ -190,7 +224,16 @@ def fit(
             hist["val_acc"].append(va)
             hist.setdefault("val_proba", []).append(p.astype(np.float32))
             msg += f" | val loss {vl:.3f} acc {va:.3f}"
+        for name, xs in (val_views or {}).items():
+            vl, va = view_scores(model, xs, y_val)
+            scored = hist.setdefault("val_views", {}).setdefault(name, {"loss": [], "acc": []})
+            scored["loss"].append(vl)
+            scored["acc"].append(va)
+            msg += f" | {name} loss {vl:.3f} acc {va:.3f}"
         log(msg)
+        if deadline is not None and time.time() > deadline:
+            hist["aborted_at_epoch"] = epoch + 1
+            break
     hist["seconds"] = time.perf_counter() - t0
     if "val_proba" in hist:
         hist["val_proba"] = np.stack(hist["val_proba"])
