@@ -131,6 +131,17 @@ def speech_onset_s(y: np.ndarray, sr_hz: int, *, rel_db: float = -30.0, margin_s
     return max(0.0, first * max(1, int(round(hop_s * sr_hz))) / sr_hz - margin_s)
 
 
+def voiced_rms(y: np.ndarray, sr_hz: int, *, rel_db: float = -30.0, frame_s: float = 0.02,
+               hop_s: float = 0.01) -> float:
+    """The clip's level over its speech: the RMS over the frames that
+    :func:`speech_onset_s` counts as speech (louder than the loudest frame
+    by ``rel_db`` dB), so silence before and after does not lower it; 1e-8
+    for a silent clip."""
+    rms = frame_rms(y, sr_hz, frame_s=frame_s, hop_s=hop_s)
+    voiced = rms > rms.max() * 10 ** (rel_db / 20)
+    return float(np.sqrt(np.mean(rms[voiced] ** 2))) if voiced.any() else float(max(rms.max(), 1e-8))
+
+
 def window_start(y: np.ndarray, sr_hz: int, window: str, onset=None) -> int:
     """First sample of a clip's analysis window: 0 for ``"start"``, the
     speech onset (:func:`speech_onset_s` with the fields of ``onset``, a

@@ -251,17 +251,30 @@ class WaveCNN(nn.Module):
     connected layers with dropout between.
 
     Input [batch, 1, n_samples]; output logits [batch, n_classes].
+
+    ``first_layer="sinc"`` replaces the first convolution by a
+    :class:`SincConv1d` band-pass bank (``sr_hz`` needed) of the same width,
+    stride and channels. The convolution it replaces is still created first,
+    so that under one seed every later layer starts from the same weights as
+    with ``"conv"`` (the bank itself draws no random number).
     """
 
     def __init__(self, n_classes: int = 4, *, n_channels: int = 32,
                  first_kernel: int = 80, first_stride: int = 16,
-                 n_blocks: int = 4, n_hidden: int = 64, dropout: float = 0.5):
+                 n_blocks: int = 4, n_hidden: int = 64, dropout: float = 0.5,
+                 first_layer: str = "conv", sr_hz: int | None = None):
         super().__init__()
+        if first_layer not in ("conv", "sinc"):
+            raise ConfigError(f"first_layer must be 'conv' or 'sinc', got {first_layer!r}")
+        if first_layer == "sinc" and not sr_hz:
+            raise ConfigError("first_layer 'sinc' needs the input's sample rate (sr_hz)")
         blocks = []
         c_in, c = 1, n_channels
         for i in range(n_blocks):
             if i == 0:
                 conv = nn.Conv1d(1, c, first_kernel, stride=first_stride, padding=first_kernel // 2)
+                if first_layer == "sinc":
+                    conv = SincConv1d(c, first_kernel, stride=first_stride, sr_hz=sr_hz)
             else:
                 c = n_channels * 2 ** (i // 2)
                 conv = nn.Conv1d(c_in, c, 3, padding=1)
@@ -281,6 +294,39 @@ class WaveCNN(nn.Module):
         return self.classifier(h.mean(dim=-1))
 
 
+class SincConv1d(nn.Module):
+    """A SincNet-style first layer (Ravanelli & Bengio 2018): ``n_filters``
+    Hamming-windowed sinc band-pass filters whose low cut-off and band width
+    (two numbers each) are learnt, mel-spaced from 30 Hz to ``sr/2 - 100`` Hz
+    at start, each filter scaled to a peak of 1. ``kernel`` is made odd
+    (``kernel + 1`` taps when even), padding ``kernel // 2``. Input
+    [batch, 1, n_samples], output [batch, n_filters, frames]."""
+
+    def __init__(self, n_filters: int, kernel: int, *, stride: int, sr_hz: int):
+        super().__init__()
+        k = kernel if kernel % 2 else kernel + 1
+        self.k, self.stride, self.sr = k, stride, float(sr_hz)
+        self.min_low, self.min_band = 50.0, 50.0
+        mel = np.linspace(2595 * np.log10(1 + 30 / 700), 2595 * np.log10(1 + (sr_hz / 2 - 100) / 700), n_filters + 1)
+        hz = 700 * (10 ** (mel / 2595) - 1)
+        self.low_hz = nn.Parameter(torch.tensor(hz[:-1], dtype=torch.float32).view(-1, 1))
+        self.band_hz = nn.Parameter(torch.tensor(np.diff(hz), dtype=torch.float32).view(-1, 1))
+        n = (k - 1) / 2
+        self.register_buffer("t", torch.arange(-n, n + 1, dtype=torch.float32).view(1, -1) / self.sr)
+        self.register_buffer("window", torch.hamming_window(k, periodic=False).view(1, -1))
+
+    def forward(self, x):
+        low = self.min_low + self.low_hz.abs()
+        high = torch.clamp(low + self.min_band + self.band_hz.abs(), self.min_low, self.sr / 2)
+
+        def lowpass(f):  # ideal low-pass impulse response 2 f sinc(2 f t)
+            return 2 * f * torch.special.sinc(2 * f * self.t)
+
+        filt = (lowpass(high) - lowpass(low)) * self.window
+        filt = filt / filt.abs().amax(dim=1, keepdim=True).clamp_min(1e-8)
+        return nn.functional.conv1d(x, filt.unsqueeze(1), stride=self.stride, padding=self.k // 2)
+
+
 def model_kwargs(cfg) -> dict:
     """The :func:`build_model` arguments of a :class:`ser.config.Cnn1dConfig`."""
     return dict(n_channels=cfg.n_channels, first_kernel_ms=cfg.first_kernel_ms,
@@ -290,12 +336,14 @@ def model_kwargs(cfg) -> dict:
 
 def build_model(n_classes: int, *, sr_hz: int, n_channels: int = 32,
                 first_kernel_ms: float = 5.0, first_stride_ms: float = 1.0,
-                n_blocks: int = 4, n_hidden: int = 64, dropout: float = 0.5) -> WaveCNN:
-    """A :class:`WaveCNN` whose first layer spans ``first_kernel_ms`` at ``sr_hz``."""
+                n_blocks: int = 4, n_hidden: int = 64, dropout: float = 0.5,
+                first_layer: str = "conv") -> WaveCNN:
+    """A :class:`WaveCNN` whose first layer spans ``first_kernel_ms`` at ``sr_hz``
+    (``first_layer``: a learnt convolution, or ``"sinc"``, a band-pass bank)."""
     k = max(1, int(round(sr_hz * first_kernel_ms / 1000)))
     s = max(1, int(round(sr_hz * first_stride_ms / 1000)))
     return WaveCNN(n_classes, n_channels=n_channels, first_kernel=k, first_stride=s,
-                   n_blocks=n_blocks, n_hidden=n_hidden, dropout=dropout)
+                   n_blocks=n_blocks, n_hidden=n_hidden, dropout=dropout, first_layer=first_layer, sr_hz=sr_hz)
 
 
 def load_model(path, cfg, *, n_classes: int = 4) -> WaveCNN:

@@ -29,16 +29,25 @@ class Cnn2d(nn.Module):
     each row's position, +1 at the top row to -1 at the bottom, so that even
     the convolutions know which band they look at.
 
+    ``rownorm`` standardises each frequency row at the input: ``"none"``
+    (the build), ``"image"`` (by the row's mean and variance in each image,
+    +1e-2 under the root) or ``"train"`` (by fixed row statistics, set from
+    the training images by :meth:`set_row_stats`; buffers ``row_mu`` and
+    ``row_sd``, held only by such a network).
+
     Input [batch, 1, height, width] (height ``in_height`` for ``head="freq"``;
     any size of at least ``2**(len(widths)-1)`` pixels a side for ``"gap"``),
     output logits [batch, n_classes].
     """
 
     def __init__(self, n_classes: int, *, widths=(8, 16, 32, 32), dropout: float = 0.5, head: str = "gap",
-                 coord: bool = False, in_height: int = 150):
+                 coord: bool = False, in_height: int = 150, rownorm: str = "none"):
         super().__init__()
         if head not in ("gap", "freq"):
             raise ValueError(f"head must be 'gap' or 'freq', got {head!r}")
+        if rownorm not in ("none", "image", "train"):
+            raise ValueError(f"rownorm must be 'none', 'image' or 'train', got {rownorm!r}")
+        self.rownorm = rownorm
         layers, c = [], 2 if coord else 1
         for i, w in enumerate(widths):
             layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
@@ -54,8 +63,21 @@ class Cnn2d(nn.Module):
             rows //= 2
         self.classifier = nn.Linear(c * (rows if head == "freq" else 1), n_classes)
         self.register_buffer("coord_ch", torch.linspace(1, -1, in_height).view(1, 1, -1, 1))
+        if rownorm == "train":  # no random draw: the layers' initial weights do not depend on rownorm
+            self.register_buffer("row_mu", torch.zeros(1, 1, in_height, 1))
+            self.register_buffer("row_sd", torch.ones(1, 1, in_height, 1))
+
+    def set_row_stats(self, x) -> None:
+        """``rownorm="train"``: each row's mean and standard deviation (+1e-2
+        under the root) over the images ``x`` [batch, 1, height, width]."""
+        self.row_mu.copy_(x.mean(dim=(0, 1, 3), keepdim=True))
+        self.row_sd.copy_(torch.sqrt(x.var(dim=(0, 1, 3), keepdim=True) + 1e-2))
 
     def forward(self, x):
+        if self.rownorm == "image":
+            x = (x - x.mean(dim=-1, keepdim=True)) / torch.sqrt(x.var(dim=-1, keepdim=True, unbiased=False) + 1e-2)
+        elif self.rownorm == "train":
+            x = (x - self.row_mu) / self.row_sd
         if self.coord:
             x = torch.cat([x, self.coord_ch.expand(x.shape[0], 1, -1, x.shape[-1])], dim=1)
         h = self.features(x)
@@ -64,8 +86,9 @@ class Cnn2d(nn.Module):
 
 
 def build_model(n_classes: int, *, widths=(8, 16, 32, 32), dropout: float = 0.5, head: str = "gap",
-                coord: bool = False, in_height: int = 150) -> Cnn2d:
-    return Cnn2d(n_classes, widths=widths, dropout=dropout, head=head, coord=coord, in_height=in_height)
+                coord: bool = False, in_height: int = 150, rownorm: str = "none") -> Cnn2d:
+    return Cnn2d(n_classes, widths=widths, dropout=dropout, head=head, coord=coord, in_height=in_height,
+                 rownorm=rownorm)
 
 
 def model_kwargs(cfg) -> dict:
