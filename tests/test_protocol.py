@@ -421,3 +421,191 @@ def test_run_protocol_records_out_of_fold_probabilities_and_training_keys():
     oof = np.array(res["validation"]["candidates"]["a"]["oof_proba"])
     assert oof.shape == (10, 3) and np.array_equal(oof.argmax(1), GROUPS - 1)
     assert res["validation"]["train_keys"] == [f"Train/{i}.wav" for i in X]
+
+
+# ---------------------------------------------- the validation ensemble's score
+
+def _proba_stub(curve, ens_acc):
+    """A :class:`Stub` whose validation runs also record class probabilities:
+    at epoch ``e`` the first ``round(ens_acc[e] * 10)`` training clips (by id)
+    are right for the seeds' mean and the others wrong. Seed 0 is sure (0.7
+    on its class), seed 1 leans the other way (0.4): each seed alone would get
+    other clips right than the mean does."""
+    stub = Stub(curve)
+    orig = stub.fit
+
+    def fit(params, x, y, **kw):
+        t, h = orig(params, x, y, **kw)
+        if kw.get("x_val") is not None:
+            va, seed = np.asarray(kw["x_val"]), kw["seed"]
+            p = np.zeros((kw["epochs"], len(va), 3))
+            for e in range(kw["epochs"]):
+                right = va < round(ens_acc[e] * len(X))
+                cls = np.where(right, Y[va], (Y[va] + 1) % 3)  # the class the mean will pick
+                other = (cls + 1) % 3
+                sure, lean = (0.7, 0.3) if seed == 0 else (0.4, 0.6)
+                p[e, np.arange(len(va)), cls] = sure
+                p[e, np.arange(len(va)), other] = lean
+            h["val_proba"] = p
+        return t, h
+
+    return Learner(fit=fit, predict=stub.predict), stub
+
+
+# the single seeds' mean curve peaks at epoch 3 (smoothed over 3 epochs as well);
+# the ensemble's curve takes a different value at every epoch
+SINGLE = [0.2, 0.4, 0.9, 0.5, 0.3]
+ENSEMBLE = [1.0, 0.1, 0.9, 0.3, 0.2]
+
+
+@pytest.mark.parametrize("smooth, score, ens_score, declared", [
+    (1, 0.9, 0.9, "ensemble"),  # a tie goes to the ensemble
+    (3, (0.4 + 0.9 + 0.5) / 3, (0.1 + 0.9 + 0.3) / 3, "single"),
+])
+def test_ensemble_score_is_read_at_the_chosen_epoch(smooth, score, ens_score, declared):
+    """The ensemble's validation score is its (smoothed) curve at the epoch the
+    single seeds' mean chose, not at its own peak (1.0 at epoch 1), its last
+    epoch (0.2), a neighbour of the chosen epoch, or unsmoothed (0.9)."""
+    lrn, _ = _proba_stub(lambda params, speaker, seed: SINGLE, ENSEMBLE)
+    pcfg = ProtocolConfig(max_epochs=5, smooth_epochs=smooth, val_seeds=(0, 1), seeds=(0,))
+    res, _ = run_protocol(lrn, {"a": {"name": "a"}}, X, Y, GROUPS, classes=CLASSES, load_eval=lambda: [],
+                          pcfg=pcfg, log=_quiet)
+    c = res["validation"]["candidates"]["a"]
+    assert c["epochs"] == 3 and c["score"] == pytest.approx(score)
+    np.testing.assert_allclose(c["ensemble_val_acc"], ENSEMBLE)
+    assert c["ensemble_score"] == pytest.approx(ens_score)
+    assert res["declared"] == {"model": declared, "val_single": pytest.approx(score),
+                               "val_ensemble": pytest.approx(ens_score)}
+
+
+def test_no_ensemble_score_with_one_validation_seed():
+    lrn, _ = _proba_stub(lambda params, speaker, seed: SINGLE, ENSEMBLE)
+    pcfg = ProtocolConfig(max_epochs=5, smooth_epochs=1, val_seeds=(0,), seeds=(0,))
+    res, _ = run_protocol(lrn, {"a": {"name": "a"}}, X, Y, GROUPS, classes=CLASSES, load_eval=lambda: [],
+                          pcfg=pcfg, log=_quiet)
+    c = res["validation"]["candidates"]["a"]
+    assert c["ensemble_val_acc"] is None and c["ensemble_score"] is None
+    assert res["declared"]["model"] == "single"
+
+
+def test_ensemble_curve_pools_the_folds_by_clips():
+    from ser.models.protocol import ensemble_curve
+
+    def run(speaker, seed, right):
+        y = np.zeros(len(right), int)
+        p = np.zeros((1, len(right), 2))
+        p[0, :, 0] = np.where(right, 0.9, 0.1)
+        p[0, :, 1] = 1 - p[0, :, 0]
+        return {"speaker": speaker, "seed": seed, "y_val": y, "val_proba": p}
+
+    # speaker 1: 1 clip, right; speaker 2: 3 clips, all wrong: 1 of 4 clips, not the folds' mean (0.5)
+    runs = [run(1, s, [True]) for s in (0, 1)] + [run(2, s, [False] * 3) for s in (0, 1)]
+    assert ensemble_curve(runs).tolist() == [0.25]
+    # one fold without a second seed: no ensemble
+    assert ensemble_curve(runs[:3]) is None
+
+
+# ------------------------------------------------------ the chosen epoch, again
+
+def test_chosen_epoch_is_the_peak_of_the_mean_over_seeds_not_of_any_run():
+    # seed 0 peaks at epoch 2, seed 1 at epoch 3; their mean peaks at epoch 4
+    curves = {0: [0.0, 1.0, 0.0, 0.6], 1: [0.0, 0.0, 0.7, 0.6]}
+    stub = Stub(lambda params, speaker, seed: curves[seed])
+    res, _ = _run(stub, {"a": {"name": "a"}}, val_seeds=(0, 1))
+    c = res["validation"]["candidates"]["a"]
+    np.testing.assert_allclose(c["mean_val_acc"], [0.0, 0.5, 0.35, 0.6])
+    assert c["epochs"] == 4 and c["score"] == pytest.approx(0.6)
+    assert [f["epochs"] for f in stub.final_fits()] == [4, 4]
+
+
+def test_a_flat_validation_curve_trains_one_epoch():
+    stub = Stub(_flat(0.5))
+    res, _ = _run(stub, {"a": {"name": "a"}}, epochs=4, smooth=3)
+    assert res["validation"]["candidates"]["a"]["epochs"] == 1
+    assert [f["epochs"] for f in stub.final_fits()] == [1, 1]
+
+
+def test_smoothing_ties_at_the_peak_go_to_the_earlier_epoch():
+    # smoothed over 3: [1.5, 2, 2, 2, 1.5] (exactly, in floats): epochs 2-4 tie, 2 wins
+    assert choose_epochs([1, 2, 3, 1, 2], 3) == (2, 2.0)
+    # an even width is its odd neighbour below (half-width 1)
+    np.testing.assert_allclose(moving_average([0, 3, 0, 0], 2), moving_average([0, 3, 0, 0], 3))
+    np.testing.assert_allclose(moving_average([0, 3, 0, 0], 0), [0, 3, 0, 0])
+
+
+def test_per_fold_records_at_the_chosen_epoch():
+    """Each validation run's record: its held-out speaker, seed and clips, and
+    its accuracy at the chosen epoch, at its best and at its last epoch; the
+    per-speaker accuracy at the chosen epoch averages the seeds; the mean loss
+    curve is weighted like the accuracy."""
+    curves = {(1, 0): [0.1, 0.2, 0.3, 0.4], (1, 1): [0.3, 0.2, 0.5, 0.0],
+              (2, 0): [0.9, 0.6, 0.7, 0.8], (2, 1): [0.5, 0.6, 0.9, 0.0],
+              (3, 0): [0.0, 0.6, 1.0, 0.2], (3, 1): [0.2, 0.4, 0.8, 0.6]}
+    stub = Stub(lambda params, speaker, seed: curves[speaker, seed])
+    res, _ = _run(stub, {"a": {"name": "a"}}, val_seeds=(0, 1))
+    c = res["validation"]["candidates"]["a"]
+    assert c["epochs"] == 3
+    n_val = {1: 2, 2: 3, 3: 5}
+    assert [(f["speaker"], f["seed"], f["n_val"]) for f in c["per_fold"]] == [
+        (str(a), s, n_val[a]) for a in (1, 2, 3) for s in (0, 1)]
+    for f in c["per_fold"]:
+        cv = curves[int(f["speaker"]), f["seed"]]
+        assert (f["val_acc_at_epochs"], f["best_val_acc"], f["last_val_acc"]) == pytest.approx((cv[2], max(cv), cv[3]))
+    assert c["per_speaker_at_epochs"] == pytest.approx({"1": 0.4, "2": 0.8, "3": 0.9})
+    w = np.repeat([2, 3, 5], 2)
+    mean = np.average([curves[k] for k in sorted(curves)], axis=0, weights=w)
+    np.testing.assert_allclose(c["mean_val_acc"], mean)
+    assert c["val_acc_at_epochs"] == pytest.approx(mean[2]) and c["val_acc_last"] == pytest.approx(mean[3])
+    np.testing.assert_allclose(c["mean_val_loss"], 1 - mean)  # the stub's loss is 1 - accuracy
+    assert c["min_val_loss"] == pytest.approx(1 - mean.max())
+    # the arrays the protocol works with stay out of the results
+    assert all({"y_val", "val_idx", "val_proba"}.isdisjoint(h) for h in c["histories"])
+
+
+# --------------------------------------------- what each split's evaluation records
+
+def test_evaluate_split_labels_every_number_with_its_seed():
+    """Seeds given out of order (7, then 3): each seed's scores, the summary
+    and the per-speaker means follow the seeds' own probabilities."""
+    from ser.models.protocol import evaluate_split
+
+    split = _split("Test", [100, 101, 102, 103], [0, 1, 1, 2], speakers=[5, 5, 6, None])
+    right = np.eye(3)[[0, 1, 1, 2]]
+    wrong = np.eye(3)[[1, 2, 2, 0]]
+    half = np.eye(3)[[0, 2, 2, 2]]  # clips 0 and 3 right
+    ev = evaluate_split([right, wrong, half], split, [7, 3, 9], CLASSES)
+    assert set(ev) == {"n", "per_seed", "summary", "pooled", "ensemble", "per_speaker"}
+    assert ev["n"] == 4
+    assert [(r["seed"], r["accuracy"]) for r in ev["per_seed"]] == [(7, 1.0), (3, 0.0), (9, 0.5)]
+    assert ev["summary"] == seed_summary([1.0, 0.0, 0.5])
+    assert ev["pooled"]["n"] == 12 and ev["pooled"]["correct"] == 6
+    # the mean of the three says 0, 2, 2, 2 (two votes of 2 for clips 1 and 2): clips 0 and 3 right
+    assert np.mean([right, wrong, half], axis=0).argmax(1).tolist() == [0, 2, 2, 2]
+    assert ev["ensemble"]["accuracy"] == 0.5
+    # per speaker: a clip without a speaker is left out; seed means of 1.0, 0.0 and 0.5 / 0.0
+    assert ev["per_speaker"]["seed_mean"] == pytest.approx({"5": (1 + 0 + 0.5) / 3, "6": (1 + 0 + 0) / 3})
+    assert ev["per_speaker"]["ensemble"] == {"5": 0.5, "6": 0.0}
+
+
+def test_predictions_take_the_ensemble_argmax_before_rounding():
+    from ser.models.protocol import predictions
+
+    split = _split("Test", [100, 101], [1, 0], speakers=[5, 6])
+    p0 = np.array([[0.499996, 0.500004, 0.0], [0.9, 0.1, 0.0]])
+    p1 = np.array([[0.499996, 0.500004, 0.0], [0.123456789, 0.876543211, 0.0]])
+    out = predictions([p0, p1], split, [4, 2])
+    assert out["ensemble_pred"] == [1, 0]  # rounded to 4 decimals the first clip would tie at 0.5 and say 0
+    assert out["proba_per_seed"]["2"][1] == [0.1235, 0.8765, 0.0]
+    assert out["pred_per_seed"] == {"4": [1, 0], "2": [1, 1]}
+    np.testing.assert_allclose(out["ensemble_proba"][1], [0.511728, 0.488272, 0.0], atol=1e-6)
+    assert out["keys"] == ["Test/100.wav", "Test/101.wav"] and out["y_true"] == [1, 0] and out["speakers"] == [5, 6]
+
+
+def test_final_models_states_and_histories_follow_the_seeds():
+    stub = Stub(_flat(0.5))
+    res, trained = _run(stub, {"a": {"name": "a"}}, seeds=(9, 4, 6))
+    m = res["models"]["a"]
+    assert m["seeds"] == [9, 4, 6] and [t.model["seed"] for t in trained["a"]] == [9, 4, 6]
+    assert [h["seed"] for h in m["train_histories"]] == [9, 4, 6]
+    assert m["states"] == [{}, {}, {}] and m["params"] == {"name": "a"}
+    assert [r["seed"] for r in m["splits"]["Test"]["per_seed"]] == [9, 4, 6]
