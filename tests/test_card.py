@@ -280,3 +280,13 @@ def test_unknown_speakers_are_left_out_and_said_to_be_unknown():
     assert card["splits"]["Test"]["speakers"] == [] and not card["splits"]["Test"]["speakers_known"]
     assert "Confirm" not in card["splits"]
     assert card["leakage"]["shared_speakers"] == []  # None is not a speaker shared by two splits
+
+
+def test_the_card_says_how_the_speakers_were_found(tiny_dataset):
+    from ser.data.dataset import list_clips_and_speakers
+
+    clips, source = list_clips_and_speakers(tiny_dataset)
+    card = build_card(clips, class_names(tiny_dataset), str(tiny_dataset), 0.015, source)
+    assert card["speaker_source"] == {"kind": "recogniser", "detail": "RAVDESS",
+                                      "text": "read from the RAVDESS file names", "word": "actor"}
+    assert "speaker_source" not in build_card(clips, class_names(tiny_dataset), str(tiny_dataset), 0.015)
