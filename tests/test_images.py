@@ -145,3 +145,172 @@ def test_image_grid_figure_has_one_panel_per_split_and_class(tiny_dataset, tmp_p
     fig = plot_image_grid(recs)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0] == "Train / Angry" and titles[-1] == "Test / Sad" and len(titles) == 8
+
+
+# ------------------------------------------------------------ known values and edges
+
+def test_scale_to_uint8_maps_lo_to_0_hi_to_255_and_truncates():
+    L = np.array([-5.0, 0.0, 0.5, 1.0, 2.0, 3.0, 10.0])
+    # (v - 1) / 2 * 255 on [1, 3], clipped outside: 0, 0, 0, 0, 127.5 -> 127, 255, 255
+    assert scale_to_uint8(L, 1.0, 3.0).tolist() == [0, 0, 0, 0, 127, 255, 255]
+    assert scale_to_uint8(L, 3.0, 1.0).tolist() == [0] * 7  # an empty range gives zeros
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ...without dividing by zero (NaN cast to uint8 is undefined)
+        assert scale_to_uint8(L, 1.0, 1.0).tolist() == [0] * 7
+    assert scale_to_uint8(L, 1.0, 3.0).dtype == np.uint8
+
+
+def test_low_at_bottom_is_exactly_the_rows_reversed():
+    X = _spec_with_empty_rows()
+    up, down = log_mel_image(X, low_at_bottom=False), log_mel_image(X)
+    assert np.array_equal(down, up[::-1])
+    assert not np.array_equal(down, up[:, ::-1])  # rows, not columns
+    assert np.all(down[-1] == 0)  # row 0 of X (an empty filter) is the bottom row
+
+
+def test_no_signal_at_all_gives_a_black_image():
+    assert np.all(log_mel_image(np.zeros((4, 6))) == 0)
+    assert log_mel_image(np.zeros((4, 6))).shape == (4, 6)
+
+
+def test_dynamic_range_counts_from_the_maximum_in_log_units():
+    X = np.array([[1.0, np.e ** -1, np.e ** -2, np.e ** -4]])
+    # 2 log units kept: e^-2 and below are black, e^-1 halfway (127.5, truncated), 1 is white
+    assert log_mel_image(X, dynamic_range=2.0, low_at_bottom=False).tolist() == [[255, 127, 0, 0]]
+    # the whole range (4 units): 3/4 -> 191, 1/2 -> 127
+    assert log_mel_image(X, low_at_bottom=False).tolist() == [[255, 191, 127, 0]]
+
+
+def test_transform_size_is_height_by_width():
+    img = np.arange(60, dtype=np.uint8).reshape(12, 5)
+    assert image_to_input(img, size_hw=(6, 4)).shape == (1, 6, 4)
+    assert image_to_input(img, size_hw=(4, 6)).shape == (1, 4, 6)
+
+
+@pytest.mark.parametrize("interpolation, expected", [("area", [94, 50]), ("linear", [60, 0]), ("nearest", [0, 0])])
+def test_transform_interpolation_names_pick_their_filter(interpolation, expected):
+    """A 4x shrink of a column: INTER_AREA averages each block of 4 pixels
+    ((0+40+80+255)/4 = 93.75 and 200/4); the other filters sample a few pixels."""
+    img = np.repeat(np.array([[0], [40], [80], [255], [0], [0], [0], [200]], np.uint8), 2, axis=1)
+    x = image_to_input(img, size_hw=(2, 2), interpolation=interpolation)
+    np.testing.assert_allclose(x[0, :, 0], np.array(expected) / 127.5 - 1, atol=1e-6)
+
+
+def test_transform_reads_colour_in_opencv_order():
+    blue = np.zeros((2, 2, 3), np.uint8)
+    blue[..., 0] = 255  # BGR: pure blue has a grey level of 0.114 * 255 = 29
+    np.testing.assert_allclose(image_to_input(blue, size_hw=(2, 2)), 29 / 127.5 - 1, atol=1e-6)
+
+
+def test_read_png_returns_grey_for_a_colour_file(tmp_path):
+    import cv2
+
+    colour = np.zeros((3, 4, 3), np.uint8)
+    colour[..., 1] = 200  # green
+    cv2.imwrite(str(tmp_path / "c.png"), colour)
+    img = read_png(tmp_path / "c.png")
+    assert img.shape == (3, 4) and img.dtype == np.uint8
+    assert np.all(img == cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY))
+
+
+def test_a_failed_png_write_keeps_the_old_image_and_no_temporary(tmp_path, monkeypatch):
+    import cv2
+
+    from ser.features.images import write_png
+
+    path = tmp_path / "clip.png"
+    old = np.full((3, 3), 7, np.uint8)
+    write_png(path, old)
+    monkeypatch.setattr(cv2, "imwrite", lambda *a, **k: False)
+    with pytest.raises(DataError, match=r"clip\.png: OpenCV could not write"):
+        write_png(path, np.zeros((3, 3), np.uint8))
+    monkeypatch.undo()
+    assert np.array_equal(read_png(path), old)
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.png"]
+
+
+def test_image_paths_follow_split_class_and_stem():
+    from types import SimpleNamespace
+
+    from ser.features.images import image_path, speaker_image_path
+
+    clip = SimpleNamespace(split="Test", class_name="Sad", path="/data/Test/Sad/03-01-04-01-01-01-05.wav")
+    assert image_path("/out", clip).as_posix() == "/out/Test/Sad/03-01-04-01-01-01-05.png"
+    assert speaker_image_path("/out", clip).as_posix() == "/out/speaker_norm/Test/Sad/03-01-04-01-01-01-05.png"
+
+
+def test_load_inputs_keeps_the_records_order(tmp_path):
+    from ser.features.images import write_png
+
+    recs = []
+    for i, level in enumerate((0, 255, 51)):
+        write_png(tmp_path / f"{i}.png", np.full((8, 6), level, np.uint8))
+        recs.append({"path": str(tmp_path / f"{i}.png")})
+    x = load_inputs(recs, size_hw=(4, 3))
+    assert x.shape == (3, 1, 4, 3)
+    np.testing.assert_allclose(x[:, 0, 0, 0], [-1.0, 1.0, -0.6], atol=1e-6)
+    # the interpolation is passed on: a 4x shrink of a column, averaged or sampled
+    col = np.repeat(np.array([[0], [40], [80], [255], [0], [0], [0], [200]], np.uint8), 2, axis=1)
+    write_png(tmp_path / "col.png", col)
+    for interpolation in ("area", "nearest"):
+        got = load_inputs([{"path": str(tmp_path / "col.png")}], size_hw=(2, 2), interpolation=interpolation)
+        np.testing.assert_array_equal(got[0], image_to_input(col, size_hw=(2, 2), interpolation=interpolation))
+    assert not np.array_equal(load_inputs([{"path": str(tmp_path / "col.png")}], size_hw=(2, 2), interpolation="nearest"),
+                              load_inputs([{"path": str(tmp_path / "col.png")}], size_hw=(2, 2)))
+
+
+def test_clip_mel_onset_window_starts_at_the_speech(tmp_path):
+    from conftest import write_wav
+
+    from ser.features.images import clip_mel
+
+    sr = 16000
+    y = np.concatenate([np.zeros(sr // 2), tone(440, sr, 0.5)]).astype(np.float32)
+    path = write_wav(tmp_path / "c.wav", y, sr, "FLOAT")
+    mel = dataclasses.replace(CONFIG.mel, n_mels=16, n_fft=512)
+    start = clip_mel(path, mel_cfg=mel, n_frames=20, window="start")
+    onset = clip_mel(path, mel_cfg=mel, n_frames=20, window="onset")
+    assert start.shape == onset.shape == (16, 20)
+    assert start.sum() == 0  # 20 frames of 15 ms: all within the leading 0.5 s of silence
+    # from the onset (0.39 s: 0.49 - 0.1 margin) the tone arrives after about 0.1 s, within the window
+    assert onset[:, -5:].sum() > 0 and onset[:, :3].sum() == 0
+    with pytest.raises(ConfigError, match="window"):
+        clip_mel(path, mel_cfg=mel, n_frames=20, window="middle")
+
+
+# ---------------------------------------------- the network's input: the coordinate channel
+
+@pytest.mark.parametrize("h, w", [(150, 50), (16, 16), (12, 20)])
+def test_coordinate_channel_varies_along_frequency_only(h, w):
+    """What the first convolution of a ``coord=True`` network receives: the
+    image as channel 0 and, as channel 1, each row's position, +1 on the top
+    row to -1 on the bottom row in equal steps, the same in every column and
+    every image whatever the image holds."""
+    torch = pytest.importorskip("torch")
+    from ser.models.cnn2d import Cnn2d
+
+    net = Cnn2d(3, widths=(4, 4), head="freq", coord=True, in_height=h).eval()
+    seen = []
+    net.features[0].register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
+    x = torch.randn(3, 1, h, w, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        net(x)
+    inp = seen[0]
+    assert inp.shape == (3, 2, h, w)
+    assert torch.equal(inp[:, :1], x)
+    coord = inp[:, 1]
+    expected = torch.linspace(1, -1, h).view(h, 1).expand(h, w)
+    for k in range(3):
+        assert torch.allclose(coord[k], expected, atol=1e-6)
+    assert torch.equal(coord[:, :, :1].expand_as(coord), coord)  # constant along time
+    assert bool((coord[0, 1:, 0] < coord[0, :-1, 0]).all())  # strictly decreasing down the image
+    assert net.features[0].in_channels == 2
+    # without coord=True the convolution sees the image alone
+    plain = Cnn2d(3, widths=(4, 4), head="freq", in_height=h).eval()
+    seen.clear()
+    plain.features[0].register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
+    with torch.no_grad():
+        plain(x)
+    assert torch.equal(seen[0], x)
