@@ -154,3 +154,213 @@ def test_augment_shift_and_gain():
     g = A.make_augment(A.AugmentSpec(gain_db=6))(x, torch.Generator().manual_seed(0))
     ratio = (g / x)[:, 0, 0]
     assert torch.all(ratio >= 10 ** (-6 / 20) - 1e-6) and torch.all(ratio <= 10 ** (6 / 20) + 1e-6)
+
+
+# ------------------------------------------------------------------ SpecAugment masks
+
+def _masked(x, out):
+    """Per image, the [n_freq, n_time] entries an augmentation changed."""
+    return (out != x)[:, 0]
+
+
+@pytest.mark.parametrize("n_masks", [1, 2])
+@pytest.mark.parametrize("fn, max_w, axis", [(A.freq_mask, 3, "rows"), (A.time_mask, 2, "columns")])
+def test_freq_mask_sets_whole_rows_and_time_mask_whole_columns(fn, max_w, axis, n_masks):
+    """Over 300 images of 8 x 6: a frequency mask changes whole rows (every
+    column of a row, never part of one), a time mask whole columns, to the
+    image's own mean; each band holds 0..max lines, inside the image, and
+    every width and both edges occur."""
+    x = _batch(n=300, h=8, w=6, seed=2)
+    out = fn(x, _gen(4), max_w, n_masks)
+    m = _masked(x, out)  # [n, rows, columns]
+    lines = m.any(dim=2) if axis == "rows" else m.any(dim=1)  # the rows / columns with a change
+    for i in range(len(x)):
+        whole = lines[i].view(-1, 1).expand_as(m[i]) if axis == "rows" else lines[i].view(1, -1).expand_as(m[i])
+        assert torch.equal(m[i], whole)  # every entry of a touched line, nothing else
+        band = torch.nonzero(lines[i]).flatten()
+        if len(band):
+            vals = out[i, 0][band] if axis == "rows" else out[i, 0][:, band]
+            assert torch.allclose(vals, x[i].mean().expand_as(vals))
+    widths = lines.sum(1)
+    assert int(widths.max()) <= n_masks * max_w
+    if n_masks == 1:
+        assert set(widths.tolist()) == set(range(max_w + 1))  # 0 .. max, each drawn
+        assert lines[:, 0].any() and lines[:, -1].any()  # bands reach both edges
+        for i in range(len(x)):  # one contiguous band
+            band = torch.nonzero(lines[i]).flatten()
+            assert len(band) == 0 or int(band[-1] - band[0]) + 1 == len(band)
+    else:
+        assert int(widths.max()) > max_w  # two bands can cover more than one
+
+
+def test_a_mask_of_width_zero_changes_nothing():
+    x = _batch(n=20)
+    assert torch.equal(A.freq_mask(x, _gen(), 0), x) and torch.equal(A.time_mask(x, _gen(), 0), x)
+
+
+def test_masks_are_drawn_from_the_generator():
+    x = _batch(n=16, h=20, w=20)
+    for fn in (A.freq_mask, A.time_mask):
+        assert torch.equal(fn(x, _gen(3), 6), fn(x, _gen(3), 6))
+        assert not torch.equal(fn(x, _gen(3), 6), fn(x, _gen(4), 6))
+
+
+# ------------------------------------------------------------------ image-style and shifts
+
+def test_flips_happen_with_probability_p_per_image():
+    x = _batch(n=400, h=4, w=4)
+    for fn, dim in ((A.hflip, 3), (A.vflip, 2)):
+        out = fn(x, _gen(1), p=0.25)
+        flipped = torch.tensor([torch.equal(o, torch.flip(xi, dims=[dim - 1])) for o, xi in zip(out, x)])
+        kept = torch.tensor([torch.equal(o, xi) for o, xi in zip(out, x)])
+        assert bool((flipped | kept).all())
+        assert float(flipped.float().mean()) == pytest.approx(0.25, abs=0.06)
+        assert torch.equal(fn(x, _gen(1), p=0.0), x)
+
+
+def test_time_shift_rolls_each_image_by_its_own_amount_within_bounds():
+    x = _batch(n=200, h=3, w=16)
+    out = A.time_shift(x, _gen(5), max_cols=3)
+    shifts = []
+    for o, xi in zip(out, x):
+        s = [k for k in range(-8, 8) if torch.equal(o, torch.roll(xi, k, dims=-1))]
+        assert len(s) == 1
+        shifts.append(s[0])
+    assert set(shifts) == set(range(-3, 4))  # every shift in [-3, 3] occurs, none beyond
+    assert torch.equal(A.time_shift(x, _gen(5), max_cols=0), x)
+
+
+def test_random_crop_is_a_window_of_the_padded_image_at_every_offset():
+    x = _batch(n=200, h=5, w=4)
+    out = A.random_crop(x, _gen(2), pad=1)
+    offsets = set()
+    for o, xi in zip(out, x):
+        p = torch.nn.functional.pad(xi[0], (1, 1, 1, 1), value=float(xi.min()))
+        hits = [(dy, dx) for dy in range(3) for dx in range(3) if torch.allclose(o[0], p[dy:dy + 5, dx:dx + 4], atol=1e-6)]
+        assert hits
+        offsets.add(hits[0])
+    assert offsets == {(dy, dx) for dy in range(3) for dx in range(3)}
+    assert torch.equal(A.random_crop(x, _gen(), pad=0), x)
+
+
+def test_offset_and_gain_are_uniform_within_their_bounds_per_example():
+    x = _batch(n=500, h=2, w=3).abs() + 0.5
+    d = (A.offset(x, _gen(6), 0.2) - x)[:, 0, 0, 0]
+    assert float(d.min()) >= -0.2 and float(d.max()) <= 0.2
+    assert float(d.min()) < -0.18 and float(d.max()) > 0.18  # the whole range is used
+    g = A.gain(x, _gen(6), 6.0) / x
+    assert torch.allclose(g, g[:, :1, :1, :1].expand_as(g), rtol=1e-5)  # one factor per example
+    db = 20 * torch.log10(g[:, 0, 0, 0])
+    assert float(db.min()) >= -6.0 - 1e-4 and float(db.max()) <= 6.0 + 1e-4
+    assert float(db.min()) < -5.5 and float(db.max()) > 5.5 and abs(float(db.mean())) < 0.6  # uniform in dB
+    assert torch.equal(A.gain(x, _gen(), 0.0), x)
+
+
+# ------------------------------------------------------------------ waveforms
+
+def test_shift_waves_known_answer():
+    x = torch.arange(1, 7, dtype=torch.float32).view(1, 1, 6).repeat(4, 1, 1)
+    out = A.shift_waves(x, [2, -3, 0, 6])
+    assert out[:, 0].tolist() == [[0, 0, 1, 2, 3, 4], [4, 5, 6, 0, 0, 0], [1, 2, 3, 4, 5, 6], [0] * 6]
+
+
+def test_wave_shift_draws_each_shift_within_bounds():
+    x = torch.arange(1, 21, dtype=torch.float32).view(1, 1, 20).repeat(300, 1, 1)
+    out = A.wave_shift(x, _gen(7), 3)
+    seen = set()
+    for row in out[:, 0]:
+        s = [k for k in range(-5, 6) if torch.equal(row, A.shift_waves(x[:1], [k])[0, 0])]
+        assert len(s) == 1
+        seen.add(s[0])
+    assert seen == set(range(-3, 4))
+
+
+def test_speed_perturb_known_answers():
+    x = torch.arange(8, dtype=torch.float32).view(1, 1, 8).repeat(3, 1, 1)
+    out = A.speed_perturb(x, torch.tensor([1.0, 2.0, 0.5]))
+    assert out.shape == x.shape
+    assert out[0, 0].tolist() == list(range(8))  # as it was
+    assert out[1, 0].tolist() == [0, 2, 4, 6, 0, 0, 0, 0]  # twice as fast: half as long, zeros after
+    assert out[2, 0].tolist() == [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5]  # half as fast: in between samples
+
+
+def test_speed_draws_factors_within_bounds():
+    x = torch.arange(100, dtype=torch.float32).view(1, 1, 100).repeat(200, 1, 1)
+    out = A.speed(x, _gen(3), 0.1)
+    factors = out[:, 0, 10] / 10  # sample 10 of a ramp sits at 10 * factor
+    assert float(factors.min()) >= 0.9 - 1e-5 and float(factors.max()) <= 1.1 + 1e-5
+    assert float(factors.min()) < 0.92 and float(factors.max()) > 1.08
+    assert torch.equal(A.speed(x, _gen(3), 0.1), out)
+
+
+def test_waveform_augmentations_do_not_modify_input():
+    x = torch.randn(6, 1, 50, generator=_gen(1))
+    x0 = x.clone()
+    A.wave_shift(x, _gen(), 5), A.gain(x, _gen(), 3.0), A.speed(x, _gen(), 0.1)
+    A.mixup(x, torch.eye(6), _gen(), 0.4)
+    assert torch.equal(x, x0)
+
+
+# ------------------------------------------------------------------ mixup
+
+def test_mixup_targets_carry_the_inputs_proportions():
+    """Inputs that are their own one-hot labels: each mixed input must equal its mixed target."""
+    n = 64
+    y = torch.eye(8)[torch.arange(n) % 8]
+    x = y.clone().view(n, 1, 8)
+    xm, ym = A.mixup(x, y, _gen(9), 0.4)
+    assert torch.allclose(xm[:, 0], ym, atol=1e-6)
+    lam = ym.max(1).values
+    assert float(lam.min()) >= 0.5 - 1e-6 and float(lam.max()) <= 1 + 1e-6
+    assert float((lam < 0.9).float().mean()) > 0.2  # Beta(0.4, 0.4): much mass away from 1
+
+
+def test_mixup_is_deterministic_with_a_seed():
+    x, y = _batch(n=8), torch.eye(8)
+    a, b, c = A.mixup(x, y, _gen(1), 0.4), A.mixup(x, y, _gen(1), 0.4), A.mixup(x, y, _gen(2), 0.4)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+
+
+def test_mixup_partners_come_from_another_group():
+    n = 40
+    x, y = torch.arange(n, dtype=torch.float32).view(n, 1, 1), torch.eye(n)
+    groups = torch.tensor([0] * 10 + [1] * 20 + [2] * 10)
+    _, ym = A.mixup(x, y, _gen(3), 0.4, groups=groups)
+    for i in range(n):
+        partners = [j for j in torch.nonzero(ym[i] > 1e-6).flatten().tolist() if j != i]
+        assert len(partners) <= 1
+        if partners:
+            assert groups[partners[0]] != groups[i]
+    # one group only: every example is its own partner
+    _, ym1 = A.mixup(x, y, _gen(3), 0.4, groups=torch.zeros(n, dtype=torch.long))
+    assert torch.allclose(ym1, y)
+
+
+# ------------------------------------------------------------------ the callbacks
+
+@pytest.mark.parametrize("field, value, fn", [
+    ("hflip_p", 0.5, lambda x, g: A.hflip(x, g, 0.5)),
+    ("vflip_p", 0.5, lambda x, g: A.vflip(x, g, 0.5)),
+    ("rotate_deg", 7.0, lambda x, g: A.rotate(x, g, 7.0)),
+    ("crop_pad", 2, lambda x, g: A.random_crop(x, g, 2)),
+    ("shift_cols", 3, lambda x, g: A.time_shift(x, g, 3)),
+    ("time_mask_cols", 4, lambda x, g: A.time_mask(x, g, 4, 1)),
+    ("freq_mask_rows", 5, lambda x, g: A.freq_mask(x, g, 5, 1)),
+    ("offset", 0.3, lambda x, g: A.offset(x, g, 0.3)),
+    ("shift_samples", 4, lambda x, g: A.wave_shift(x, g, 4)),
+    ("gain_db", 6.0, lambda x, g: A.gain(x, g, 6.0)),
+    ("speed", 0.1, lambda x, g: A.speed(x, g, 0.1)),
+])
+def test_each_spec_field_turns_on_its_own_transform_with_its_strength(field, value, fn):
+    x = _batch(n=6, h=12, w=12, seed=1) if field not in ("speed",) else torch.randn(6, 1, 40, generator=_gen(1))
+    aug = A.make_augment(A.AugmentSpec(**{field: value}))
+    assert torch.equal(aug(x, _gen(8)), fn(x, _gen(8)))
+
+
+def test_the_mask_count_reaches_both_masks():
+    x = _batch(n=6, h=12, w=12, seed=1)
+    aug = A.make_augment(A.AugmentSpec(time_mask_cols=3, freq_mask_rows=2, n_masks=2))
+    g = _gen(8)
+    expected = A.freq_mask(A.time_mask(x, g, 3, 2), g, 2, 2)
+    assert torch.equal(aug(x, _gen(8)), expected)  # time masks, then frequency masks, two of each
