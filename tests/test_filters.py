@@ -110,13 +110,14 @@ MISSING = [None, float("nan"), np.float64("nan"), np.float32("nan")]
 
 
 @pytest.mark.parametrize("x", MISSING, ids=["None", "nan", "np.float64-nan", "np.float32-nan"])
-@pytest.mark.parametrize("fmt", [pct, num, pvalue, seconds], ids=lambda f: f.__name__)
-def test_a_missing_number_stops_the_build_instead_of_printing_nan(fmt, x):
-    with pytest.raises(SerError, match=r"missing \(None or NaN\)"):
+@pytest.mark.parametrize("fmt, what", [(pct, "a percentage"), (num, "a number"), (pvalue, "a p-value"),
+                                       (seconds, "a duration")], ids=["pct", "num", "pvalue", "seconds"])
+def test_a_missing_number_stops_the_build_saying_what_is_missing(fmt, what, x):
+    with pytest.raises(SerError, match=rf"^{what} to print is missing \(None or NaN\)$"):
         fmt(x)
 
 
 @pytest.mark.parametrize("pair", [(None, 0.5), (0.5, None), (math.nan, 0.5), (0.5, math.nan)])
 def test_an_interval_with_a_missing_bound_stops_the_build(pair):
-    with pytest.raises(SerError, match=r"missing \(None or NaN\)"):
+    with pytest.raises(SerError, match=r"^a bound of an interval to print is missing \(None or NaN\)$"):
         pct_interval(pair)
