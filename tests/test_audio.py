@@ -265,3 +265,20 @@ def test_hop_below_one_sample_is_refused_and_fix_length_keeps_the_dtype():
     out = fix_length(np.ones(3, np.float32), 5)
     assert out.dtype == np.float32 and out.tolist() == [1, 1, 1, 0, 0]
     assert fix_length(np.arange(4), 4).tolist() == [0, 1, 2, 3]
+
+
+def test_voiced_rms_is_the_level_over_the_speech_frames_only():
+    from ser.data.audio import voiced_rms
+
+    assert voiced_rms(np.full(SR, 0.1), SR) == pytest.approx(0.1)
+    # 0.7 s of silence before: the level barely moves (one partial frame at the step), a plain RMS would fall to 0.077
+    assert voiced_rms(_step(0.7), SR) == pytest.approx(0.1, abs=5e-4)
+    assert voiced_rms(np.zeros(SR), SR) == 1e-8
+    # a noise floor 40 dB down is not speech at -30 dB (the tone's RMS alone), but is at -45 dB (the level falls)
+    y = _tone_after_noise(-40.0)
+    assert voiced_rms(y, SR) == pytest.approx(TONE_RMS, rel=0.01)
+    assert voiced_rms(y, SR, rel_db=-45.0) < 0.85 * TONE_RMS
+    assert voiced_rms(3 * y, SR) == pytest.approx(3 * voiced_rms(y, SR), rel=1e-6)
+    # two levels: the root of the mean power, not the mean of the amplitudes (0.075)
+    two = np.concatenate([np.full(SR // 2, 0.1), np.full(SR // 2, 0.05)])
+    assert voiced_rms(two, SR) == pytest.approx(np.sqrt((0.1 ** 2 + 0.05 ** 2) / 2), rel=2e-3)
