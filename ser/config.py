@@ -230,9 +230,6 @@ class Cnn1dConfig:
     speaker_norm_windows: tuple[str, ...] = ("onset",)
     val_seeds: tuple[int, ...] = (0, 1)  # every fold trained once per seed; scores are their mean
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    # torch threads of the 1D CNN's runs when set, instead of [runs] threads (kept for old override
-    # files; [runs] threads is the one place); 0: torch's default
-    threads: int | None = None
 
 
 @dataclass(frozen=True)

@@ -212,7 +212,7 @@ def build_cnn1d(data_dir, models_dir, out_json, cfg) -> None:
     from ser.data.speakers import fold_options
     from ser.models.runs import options, using
 
-    runs = options(cfg, cache_dir=CACHE_DIR / "runs", threads=cfg.cnn1d.threads)  # [cnn1d] threads, when set, wins
+    runs = options(cfg, cache_dir=CACHE_DIR / "runs")
     _torch_threads(runs.threads)
     with using(runs):  # the protocol's runs side by side, cached by content (ser.models.runs)
         res, trained = run_cnn1d(clips, cfg.cnn1d, eval_splits=eval_splits_of(clips), onset=cfg.onset, log=say,

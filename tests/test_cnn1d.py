@@ -175,7 +175,7 @@ def _with_confirm(root):
 
 def _small_cfg(**kw):
     base = dict(sr_hz=8000, n_channels=8, n_hidden=16, max_epochs=2, smooth_epochs=1,
-                grid_window=("start",), grid_norm=("clip_std", "train_rms"), grid_shift_s=(0.0,), val_seeds=(0,), seeds=(0, 1), threads=0,
+                grid_window=("start",), grid_norm=("clip_std", "train_rms"), grid_shift_s=(0.0,), val_seeds=(0,), seeds=(0, 1),
                 speaker_norm_windows=())
     return dataclasses.replace(Cnn1dConfig(), **{**base, **SMALL, **kw})
 

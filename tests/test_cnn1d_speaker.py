@@ -22,7 +22,7 @@ def sine(amp, k=8, phase=0.0, n=N):
 
 
 def _tiny(**kw):
-    base = dict(sr_hz=8000, n_channels=4, n_hidden=8, n_blocks=2, batch_size=4, threads=0)
+    base = dict(sr_hz=8000, n_channels=4, n_hidden=8, n_blocks=2, batch_size=4)
     return dataclasses.replace(Cnn1dConfig(), **{**base, **kw})
 
 

@@ -405,17 +405,20 @@ print(parent["cpu_capability"], [f["cpu_capability"] for f in facts])
     assert out.stdout.split()[0] == "AVX2"
 
 
-def test_options_come_from_the_runs_section_and_cnn1d_threads_override_them(tmp_path):
+def test_options_come_from_the_runs_section_the_one_place_of_threads(tmp_path):
     from ser.config import Config, load_config
+    from ser.errors import ConfigError
 
     cfg = Config()
     assert runs.options(cfg, cache_dir=tmp_path) == RunOptions(n_jobs=cfg.runs.n_jobs, threads=cfg.runs.threads,
                                                                cache_dir=tmp_path)
     toml = tmp_path / "c.toml"
-    toml.write_text("[runs]\nn_jobs = 2\nthreads = 1\ncache = false\n[cnn1d]\nthreads = 3\n")
+    toml.write_text("[runs]\nn_jobs = 2\nthreads = 1\ncache = false\n")
     cfg = load_config(toml)
     assert runs.options(cfg, cache_dir=tmp_path) == RunOptions(n_jobs=2, threads=1, cache_dir=None)
-    assert runs.options(cfg, cache_dir=tmp_path, threads=cfg.cnn1d.threads).threads == 3
+    toml.write_text("[cnn1d]\nthreads = 3\n")  # a network has no thread setting of its own
+    with pytest.raises(ConfigError, match=r"cnn1d.*threads.*unknown key"):
+        load_config(toml)
     assert runs.effective_jobs(0, 1) == (1 if runs.uses_cuda() else runs.usable_cores())
 
 

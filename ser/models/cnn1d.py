@@ -504,9 +504,9 @@ def learner(cfg, n_classes: int):
         return Trained(load_model_arrays(build_model(n_classes, sr_hz=cfg.sr_hz, **model_kwargs(cfg)), arrays),
                        dict(state))
 
-    # the run cache's key (ser.models.runs): the settings a fit reads, not the grid, epochs, seeds or threads
+    # the run cache's key (ser.models.runs): the settings a fit reads, not the grid, epochs or seeds
     free = {"max_epochs", "smooth_epochs", "grid_window", "grid_norm", "grid_shift_s", "speaker_norm_windows",
-            "val_seeds", "seeds", "threads"}
+            "val_seeds", "seeds"}
     key = {"net": "WaveCNN", "n_classes": int(n_classes), **environment(),
            "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in free}}
     return Learner(fit=fit_one, predict=predict, key=key, code=("ser.models.cnn1d", "ser.models.training", "ser.models.augment"),
@@ -559,8 +559,6 @@ def run_cnn1d(clips, cfg, *, eval_splits: Sequence[str] = ("Test",), onset=None,
     from ser.models.protocol import EvalSplit, ProtocolConfig, run_protocol
 
     log = log or (lambda s: print(s, flush=True))
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
     t0 = time.perf_counter()
     train = split_clips(clips, "Train")
     speakers = training_speakers(train)

@@ -93,14 +93,12 @@ def using(options: RunOptions) -> Iterator[RunOptions]:
         _CURRENT.pop()
 
 
-def options(cfg, *, cache_dir=None, threads: int | None = None) -> RunOptions:
-    """The options of a :class:`ser.config.Config`'s ``[runs]`` section.
-
-    ``threads`` overrides ``[runs] threads`` (the 1D CNN's own ``[cnn1d]
-    threads``, when set); ``cache_dir`` is used when ``[runs] cache`` is on.
-    """
+def options(cfg, *, cache_dir=None) -> RunOptions:
+    """The options of a :class:`ser.config.Config`'s ``[runs]`` section, the
+    one place both networks' threads are set; ``cache_dir`` is used when
+    ``[runs] cache`` is on."""
     r = cfg.runs
-    return RunOptions(n_jobs=int(r.n_jobs), threads=int(r.threads if threads is None else threads),
+    return RunOptions(n_jobs=int(r.n_jobs), threads=int(r.threads),
                       cache_dir=cache_dir if r.cache else None)
 
 
