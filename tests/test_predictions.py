@@ -84,7 +84,7 @@ def _net(pat, candidates=("none", "mixup")):
     return {"classes": CLASSES, "predictions": preds}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test, so that mutmut sees every test that reaches the code
 def results():
     pat = Patterns()
     svm = {"classes": CLASSES, "keys": KEYS,
@@ -129,7 +129,7 @@ def _expected(svm, nets, anchors, fusion):
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test, so that mutmut sees every test that reaches the code
 def table(results):
     """The rows as a reader of predictions.csv gets them back."""
     text = csv_text(prediction_rows(*results))
@@ -277,3 +277,32 @@ def test_hardest_clips_keep_n_and_may_count_chosen_models_only():
                                                                            ("d", 1, "Happy")]
     two = hardest_clips(rows, 10, models={"combined all", "svm tuned egemaps"})
     assert [(c["clip"], c["n_wrong"]) for c in two] == [("e", 2), ("b", 2), ("d", 1), ("a", 0), ("c", 0)]
+
+
+def test_a_clip_without_a_known_speaker_has_an_empty_speaker_cell():
+    keys = {"Test": ["Test/Sad/take_01.wav", "Test/Angry/03-01-05-01-01-01-05.wav"]}
+    kinds = {"SC": {m: {"pred": {"Test": [0, 1]}, "decision": {"Test": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]}}
+                    for m in ("spec", "tuned")}}
+    svm = {"classes": CLASSES, "keys": keys, "readings": {"hz": {"kinds": kinds}}}
+    fusion = {"classes": CLASSES, "keys": keys,
+              "models": {"all": {"pred": {"Test": [0, 1]}, "proba": {"Test": [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1]]}}}}
+    rows = prediction_rows(svm, {}, fusion=fusion)
+    assert {(r["clip"].rsplit("/", 1)[1], r["speaker"]) for r in rows} == {("take_01.wav", ""),
+                                                                           ("03-01-05-01-01-01-05.wav", 5)}
+    assert len(rows) == 6
+    back = list(csv.DictReader(io.StringIO(csv_text(rows))))
+    assert {(r["clip"].rsplit("/", 1)[1], r["speaker"]) for r in back} == {("take_01.wav", ""),
+                                                                           ("03-01-05-01-01-01-05.wav", "5")}
+
+
+def test_a_table_of_one_row_has_its_score_columns():
+    row = {"clip": "Test/Sad/x.wav", "split": "Test", "speaker": "", "true_class": "Sad", "model": "m",
+           "predicted_class": "Sad", "correct": 1, "scores_kind": "probability", "score_Sad": 1.0}
+    assert csv_text([row]).splitlines() == [",".join(CSV_FIELDS) + ",score_Sad", "Test/Sad/x.wav,Test,,Sad,m,Sad,1,probability,1.0"]
+
+
+def test_hardest_clips_default_to_ten_and_count_a_final_model_whose_name_ends_in_a_number():
+    rows = [_row(f"c{i:02d}", "combined top 3", "Angry", "Sad" if i % 2 else "Angry") for i in range(12)]
+    out = hardest_clips(rows)
+    assert len(out) == 10 and all(c["n_models"] == 1 for c in out)
+    assert [c["clip"] for c in out[:6]] == ["c01", "c03", "c05", "c07", "c09", "c11"]
