@@ -256,3 +256,45 @@ def test_map_clips_keeps_the_order_of_its_inputs():
     assert map_clips(slow_first, list(range(6)), workers=3) == [0, -1, -4, -9, -16, -25]
     assert map_clips(slow_first, [], workers=2) == []
     assert 1 <= default_workers() <= 8
+
+
+def test_map_clips_runs_at_most_workers_calls_at_once():
+    import threading
+    import time
+
+    from ser.io import map_clips
+
+    lock, active, peak = threading.Lock(), [0], [0]
+
+    def fn(i):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.01)
+        with lock:
+            active[0] -= 1
+        return i
+
+    for workers in (1, 2):
+        peak[0] = 0
+        assert map_clips(fn, list(range(8)), workers=workers) == list(range(8))
+        assert peak[0] == workers
+
+
+def test_map_clips_shows_progress_on_stderr_only_when_named(capsys):
+    from ser.io import map_clips
+
+    map_clips(str, [1, 2, 3], workers=1)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    map_clips(str, [1, 2, 3], workers=1, desc="clips")
+    out = capsys.readouterr()
+    assert out.out == "" and "clips" in out.err and "3/3" in out.err
+
+
+@pytest.mark.parametrize("cpus, workers", [(None, 1), (1, 1), (2, 2), (6, 6), (64, 8)])
+def test_default_workers_is_the_cores_up_to_8(monkeypatch, cpus, workers):
+    from ser.io import default_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert default_workers() == workers
