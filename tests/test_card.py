@@ -290,3 +290,18 @@ def test_the_card_says_how_the_speakers_were_found(tiny_dataset):
     assert card["speaker_source"] == {"kind": "recogniser", "detail": "RAVDESS",
                                       "text": "read from the RAVDESS file names", "word": "actor"}
     assert "speaker_source" not in build_card(clips, class_names(tiny_dataset), str(tiny_dataset), 0.015)
+
+
+@pytest.mark.parametrize("frames, shorter", [(199, 1), (200, 0), (201, 0)])
+def test_a_clip_of_exactly_200_frames_is_not_counted_as_short(frames, shorter):
+    n = (frames - 1) * 240  # 16 kHz, hop 15 ms: 240 samples; frames = 1 + n // hop
+    card = summarise([_rec("Train", "A", 0, "1", n=n), _rec("Test", "A", 0, "5")], ["A"], "d", 0.015)
+    assert card["splits"]["Train"]["n_frames"]["max"] == frames
+    assert card["splits"]["Train"]["shorter_than_200_frames"] == shorter
+
+
+def test_shared_speakers_are_listed_in_speaker_order():
+    records = [_rec("Train", "A", i, s) for i, s in enumerate(("2", "10", "1"))]
+    records += [_rec("Test", "A", i, s) for i, s in enumerate(("10", "2", "5"))]
+    records += [_rec("Confirm", "A", 0, "1")]
+    assert summarise(records, ["A"], "d", 0.015)["leakage"]["shared_speakers"] == ["1", "2", "10"]
