@@ -361,3 +361,105 @@ def test_challengers_follow_the_svm_s_clip_order_in_each_split():
     assert set(t) == {"cnn2d", "combined_all"}
     assert t["cnn2d"].tolist() == [0, 1, 2] and t["combined_all"].tolist() == [10, 11, 12]
     assert c["cnn2d"].tolist() == [4, 3] and c["combined_all"].tolist() == [14, 13]
+
+
+# ------------------------------------------------------------------ more of the verdicts' edges
+
+
+@pytest.mark.parametrize("d_val, d_test, helps, hurts", [
+    (0.0625, 0.0625, True, False), (-0.0625, -0.0625, False, True),
+    (0.0625, -0.0625, False, False), (-0.0625, 0.0625, False, False),  # the two disagree: neither
+    (0.0, 0.0625, False, False), (0.0625, 0.0, False, False),  # no change on one: neither
+    (0.0, -0.0625, False, False), (-0.0625, 0.0, False, False),
+])
+def test_helps_or_hurts_only_when_validation_and_the_split_agree(d_val, d_test, helps, hurts):
+    res = _cnn2d({"none": (0.5, 0.5, 0.375, 0.625, 0.0625),
+                  "other": (0.5 + d_val, 0.5 + d_test, 0.375 + d_test, 0.625 + d_test, 0.0625)})
+    o = augmentation_verdict(res)["vs_none"]["other"]
+    assert (o["helps_on_both"], o["hurts_on_both"]) == (helps, hurts)
+    assert (o["val_gain"], o["test_gain"]) == (d_val, d_test)
+
+
+def test_without_a_declared_model_the_verdict_is_on_the_seeds_mean():
+    from ser.evaluate.summary import declared_predictions
+
+    head = _head(0.5, 0.4375, 0.5625, ens=0.625)
+    assert compare(head, BASE)["declared"] == "single" and compare(head, BASE)["declared_accuracy"] == 0.5
+    svm, nets, _ = _two_splits()
+    undeclared = {k: v for k, v in nets["cnn2d"].items() if k != "declared"}
+    row = build_summary(svm, {"cnn2d": undeclared})["splits"]["Test"]["cnn2d"]
+    assert (row["declared"], row["declared_accuracy"]) == ("single", 0.5625)
+    svm2, net, _ = _full([0] * 8, [0, 1] * 4, [0] * 8, [0] * 8)
+    del net["declared"]
+    assert declared_predictions(net, "Test", svm2["keys"]["Test"]).shape == (1, 8)
+
+
+def test_augmentation_pairs_set_each_raw_setting_against_none_only():
+    from ser.evaluate.summary import augmentation_pairs
+
+    svm, net, y = _full([1, 0, 1, 0, 0, 1, 0, 1], [0, 1, 0, 1, 0, 1, 0, 1], [0] * 8, [0] * 8)
+    net["predictions"]["spec, speaker-normalised"] = net["predictions"]["spec"]
+    net["models"] = {"none": {"params": {}}, "spec": {"params": {}},
+                     "spec, speaker-normalised": {"params": {"input": "speaker"}}}
+    pairs = augmentation_pairs(net, "Test")
+    assert set(pairs) == {"spec"} and pairs["spec"]["diff"] == 0.5
+
+
+def _fusion(keys, test, confirm):
+    """A combined model "all", its clips listed in reverse order."""
+    return {"keys": {s: ks[::-1] for s, ks in keys.items()},
+            "models": {"all": {"pred": {"Test": list(test)[::-1], "Confirm": list(confirm)[::-1]}}}}
+
+
+def test_combined_models_have_paired_evidence_and_a_breakdown_per_split():
+    from ser.evaluate.summary import evidence
+
+    truth = [0, 1, 0, 1, 0, 1, 0, 1]
+    svm, net, y = _full([1, 0, 1, 0, 0, 1, 0, 1], truth, truth, truth)
+    fused = _fusion(svm["keys"], [0, 1, 1, 0, 0, 1, 1, 0], truth)  # wrong on Test's strong-intensity clips
+    ev = evidence(svm, {"cnn2d": net}, fused)
+    t, c, pooled = (ev["paired"][s]["combined_all"] for s in ("Test", "Confirm", "pooled"))
+    assert (t["acc_a"], t["acc_b"], t["diff"]) == (0.5, 0.5, 0.0) and (t["a_only"], t["b_only"]) == (2, 2)
+    assert (c["acc_a"], c["diff"]) == (1.0, 0.0)
+    assert pooled["n"] == 16 and pooled["acc_a"] == 0.75
+    bf = ev["by_factor"]
+    assert bf["Test"]["combined_all"]["intensity"]["strong"]["accuracy"] == 0.0
+    assert bf["Test"]["combined_all"]["intensity"]["normal"]["accuracy"] == 1.0
+    assert bf["Confirm"]["combined_all"]["intensity"]["strong"]["accuracy"] == 1.0
+
+
+def test_a_single_declared_model_is_pooled_seed_by_seed_per_split_over_splits_and_by_factor():
+    from ser.evaluate.summary import evidence
+
+    truth = [0, 1, 0, 1, 0, 1, 0, 1]
+    wrong_strong = [0, 1, 1, 0, 0, 1, 1, 0]
+    svm, net, y = _full(truth, truth, truth, truth)
+    net["declared"] = {"model": "single"}
+    for s, seeds in (("Test", (truth, wrong_strong)), ("Confirm", (truth, truth))):
+        net["predictions"]["spec"][s]["pred_per_seed"] = {str(i): list(p)[::-1] for i, p in enumerate(seeds)}
+    ev = evidence(svm, {"cnn2d": net})
+    t, pooled = ev["paired"]["Test"]["cnn2d"], ev["paired"]["pooled"]["cnn2d"]
+    assert (t["n"], t["acc_a"], t["b_only"]) == (16, 0.75, 4)
+    assert (pooled["n"], pooled["acc_a"], pooled["strata"]) == (32, 0.875, {"Confirm": 16, "Test": 16})
+    strong = ev["by_factor"]["Test"]["cnn2d"]["intensity"]["strong"]
+    assert (strong["n"], strong["accuracy"]) == (8, 0.5)  # 4 clips x 2 seeds, one seed wrong on each
+    assert ev["by_factor"]["Test"]["cnn2d"]["intensity"]["normal"]["accuracy"] == 1.0
+
+
+def test_one_evaluation_split_gives_no_pooled_evidence():
+    from ser.evaluate.summary import evidence
+
+    svm, net, y = _full([1, 0] * 4, [0, 1] * 4, [0] * 8, [0] * 8)
+    svm["keys"] = {"Test": svm["keys"]["Test"]}
+    ev = evidence(svm, {"cnn2d": net})
+    assert set(ev["paired"]) == {"Test"} and ev["paired"]["Test"]["cnn2d"]["diff"] == 1.0
+
+
+def test_the_paired_evidence_is_the_same_on_every_run():
+    from ser.evaluate.summary import evidence
+
+    svm, net, y = _full([1, 0, 1, 0, 0, 1, 0, 1], [0, 1, 0, 0, 0, 1, 1, 1], [0, 1, 1, 1, 0, 0, 1, 0],
+                        [0, 1, 0, 1, 1, 1, 1, 0])
+    first, again = (evidence(svm, {"cnn2d": net})["paired"] for _ in range(2))
+    assert first == again
+    assert first["pooled"]["cnn2d"]["ci"][0] < first["pooled"]["cnn2d"]["ci"][1]
