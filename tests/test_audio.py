@@ -56,10 +56,12 @@ def test_missing_file_is_named(tmp_path):
 def test_non_audio_file_is_named(tmp_path):
     p = tmp_path / "notes.wav"
     p.write_text("this is not audio")
-    with pytest.raises(DataError, match=r"notes\.wav: cannot be read as audio"):
+    with pytest.raises(DataError, match=r"notes\.wav: cannot be read as audio") as e1:
         read_mono(p)
-    with pytest.raises(DataError, match=r"notes\.wav: cannot be read as audio"):
+    with pytest.raises(DataError, match=r"notes\.wav: cannot be read as audio") as e2:
         audio_info(p)
+    for e in (e1, e2):  # the reader's own reason follows
+        assert "Error" in str(e.value) and "NoneType" not in str(e.value)
 
 
 def test_empty_wav_is_named(tmp_path):
@@ -282,3 +284,63 @@ def test_voiced_rms_is_the_level_over_the_speech_frames_only():
     # two levels: the root of the mean power, not the mean of the amplitudes (0.075)
     two = np.concatenate([np.full(SR // 2, 0.1), np.full(SR // 2, 0.05)])
     assert voiced_rms(two, SR) == pytest.approx(np.sqrt((0.1 ** 2 + 0.05 ** 2) / 2), rel=2e-3)
+
+
+# ------------------------------------------------------------------ exact thresholds and small rates
+
+def _two_levels(lead_db, lead_s=0.5, sr=SR):
+    """``lead_s`` at a constant ``lead_db`` dB below the rest (1 s at 0.1): exact frame RMS values."""
+    return np.concatenate([np.full(round(lead_s * sr), 0.1 * 10 ** (lead_db / 20)), np.full(sr, 0.1)])
+
+
+@pytest.mark.parametrize("lead_db, onset_s", [(-29.5, 0.0), (-30.5, 0.49)])
+def test_onset_threshold_is_exact_to_half_a_db(lead_db, onset_s):
+    from ser.data.audio import speech_onset_s
+
+    assert speech_onset_s(_two_levels(lead_db), SR, margin_s=0.0) == pytest.approx(onset_s, abs=1e-9)
+
+
+def test_voiced_rms_threshold_is_exact_to_half_a_db():
+    from ser.data.audio import voiced_rms
+
+    lead = 0.1 * 10 ** (-29.5 / 20)
+    with_lead = np.sqrt((50 * lead ** 2 + 100 * 0.1 ** 2) / 150)  # frames: ~50 at the lead, ~100 at 0.1
+    assert voiced_rms(_two_levels(-29.5), SR) == pytest.approx(with_lead, rel=0.01)
+    assert voiced_rms(_two_levels(-30.5), SR) == pytest.approx(0.1, rel=0.005)
+
+
+def test_voiced_rms_uses_the_frames_it_is_given():
+    from ser.data.audio import voiced_rms
+
+    y = np.concatenate([np.zeros(SR // 2), np.full(SR // 2, 0.1)])
+    # 0.5 s frames every 0.25 s: silent, half (power 0.005), full (0.01): sqrt(0.0075)
+    assert voiced_rms(y, SR, frame_s=0.5, hop_s=0.25) == pytest.approx(np.sqrt(0.0075), rel=1e-9)
+
+
+def test_frames_and_onset_at_a_hop_of_one_sample():
+    from ser.data.audio import frame_rms, speech_onset_s
+
+    assert len(frame_rms(np.ones(10), 100, frame_s=0.01, hop_s=0.01)) == 10  # 1-sample frames, 1-sample hops
+    assert len(frame_rms(np.ones(300), SR, hop_s=1 / SR)) == 1  # padded to one frame, not two
+    y = np.zeros(100)
+    y[50:] = 1.0
+    assert speech_onset_s(y, 100, margin_s=0.0, frame_s=0.01, hop_s=0.01) == pytest.approx(0.5)
+
+
+def test_frame_rms_is_computed_in_double_precision():
+    from ser.data.audio import frame_rms
+
+    assert frame_rms(np.full(SR, 0.3, np.float32), SR).dtype == np.float64
+
+
+def test_channels_are_averaged_in_double_precision(tmp_path):
+    """1 + 2**-24 + 2**-24 is 1 in float32 but not in float64: the mean is rounded once, at the end."""
+    ch = np.array([[1.0, 2 ** -24, 2 ** -24]], np.float32).repeat(4, axis=0)
+    y, _ = read_mono(write_wav(tmp_path / "three.wav", ch, 8000, "FLOAT"))
+    assert y[0] == np.float32((1 + 2 ** -23) / 3) != np.float32(1 / 3)
+
+
+def test_a_one_sample_file_is_not_empty(tmp_path):
+    p = write_wav(tmp_path / "one.wav", np.array([0.25], np.float32), 8000, "FLOAT")
+    assert audio_info(p).n_samples == 1
+    assert read_mono(p)[0].tolist() == [0.25]
