@@ -189,7 +189,7 @@ def test_cnn2d_speaker_setting_classifies_lone_clips_by_the_best_raw_setting(tmp
     # actor 5's two clips: speaker statistics, the chosen setting; the others: its best raw setting
     assert [CLASSES[k] for k in probs.argmax(1)] == ["Angry", "Angry", "Happy", "Happy", "Happy"]
     assert name == f"2D CNN, {spk}, seed ensemble ('image' for 3 clip(s) of single-clip speakers)"
-    assert len(log) == 1 and "'image'" in log[0] and all(p.name in log[0] for p in paths[2:])
+    assert len(log) == 1 and "'image'" in log[0] and log[0].endswith(": " + ", ".join(p.name for p in paths[2:]))
     assert paths[0].name not in log[0]
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
 
@@ -211,6 +211,13 @@ def test_a_missing_model_names_the_task_that_trains_it(tmp_path):
     _cnn1d_results(tmp_path / "r", [str(tmp_path / "gone.pt")], PARAMS_1D["clip_std"][0], [{}])
     with pytest.raises(SerError, match=r"gone\.pt: missing; train the models first with `doit cnn1d`"):
         cl.cnn1d_probe(paths, CFG, tmp_path / "r", tmp_path, log=lambda m: None)
+    _cnn2d_results(tmp_path / "r", {"none": {"params": {}, "score": 0.5, "checkpoints": [str(tmp_path / "g2.pt")]}},
+                   "none")
+    with pytest.raises(SerError, match=r"g2\.pt: missing; train the models first with `doit cnn2d`"):
+        cl.cnn2d_probe(paths, CFG, tmp_path / "r", tmp_path, log=lambda m: None)
+    _write(tmp_path / "r", "svm.json", {"readings": {"hz": {"best": "SC"}}})
+    with pytest.raises(SerError, match=r"features\.npz: missing; train the models first with `doit features`"):
+        cl.svm_probe(paths, CFG, tmp_path / "r", tmp_path / "no_cache")
 
 
 # ------------------------------------------------------------------ the spec SVM
@@ -279,15 +286,17 @@ def _expected_class(path):
     return CLASSES.index(parent) if parent in CLASSES else 1
 
 
-def _stand_in(name, offset, probability):
-    """A probe that reads every clip (an unreadable one would raise) and answers class (expected + offset)."""
+def _stand_in(name, offset, probability, where):
+    """A probe that reads every clip (an unreadable one would raise), checks it is handed the configuration
+    and the build's folders, and answers class (expected + offset)."""
     def probe(paths, cfg, results_dir, cache_dir):
         from ser.data.audio import read_mono
 
-        out = np.full((len(paths), len(CLASSES)), 0.1 if probability else -1.0)
+        assert (cfg, results_dir, cache_dir) == (CONFIG, where / "res", where / "cache")
+        out = np.full((len(paths), len(CLASSES)), 0.1 if probability else -1.000049)
         for i, p in enumerate(paths):
             read_mono(p)
-            out[i, (_expected_class(p) + offset) % len(CLASSES)] = 0.7 if probability else 2.0
+            out[i, (_expected_class(p) + offset) % len(CLASSES)] = 0.700051 if probability else 2.123456
         return name, out
     return probe
 
@@ -296,9 +305,9 @@ def _stand_in(name, offset, probability):
 def batch(tmp_path, monkeypatch):
     """The three models stood in (SVM right, 1D CNN one class off, 2D CNN right), the build's data.json in a
     temporary results folder, and ``main`` reading that folder."""
-    monkeypatch.setattr(cl, "svm_probe", _stand_in("spec SVM, SC", 0, False))
-    monkeypatch.setattr(cl, "cnn1d_probe", _stand_in("1D CNN, x, seed ensemble", 1, True))
-    monkeypatch.setattr(cl, "cnn2d_probe", _stand_in("2D CNN, y, seed ensemble", 0, True))
+    monkeypatch.setattr(cl, "svm_probe", _stand_in("spec SVM, SC", 0, False, tmp_path))
+    monkeypatch.setattr(cl, "cnn1d_probe", _stand_in("1D CNN, x, seed ensemble", 1, True, tmp_path))
+    monkeypatch.setattr(cl, "cnn2d_probe", _stand_in("2D CNN, y, seed ensemble", 0, True, tmp_path))
     _write(tmp_path / "res", "data.json", {"classes": CLASSES})
     monkeypatch.setattr(cl, "classify", functools.partial(cl.classify, results_dir=tmp_path / "res",
                                                           cache_dir=tmp_path / "cache"))
@@ -336,6 +345,8 @@ def test_classify_predicts_every_clip_with_every_model_and_scores_labelled_clips
         assert r["true_class"] == Path(r["clip"]).parent.name
         assert r["correct"] == str(int(r["true_class"] == r["predicted_class"]))
         assert r["scores_kind"] == ("decision" if r["model"].startswith("spec SVM") else "probability")
+        assert (r["split"], r["speaker"]) == ("", "")  # new clips: of no split, speaker not looked up
+        assert set(scores) <= ({-1.0, 2.1235} if r["scores_kind"] == "decision" else {0.1, 0.7001})  # 4 decimals
     text = "\n".join(log)
     assert "spec SVM, SC: accuracy 100.0% (5/5)" in text and "1D CNN, x, seed ensemble: accuracy 0.0% (0/5)" in text
     assert "  Angry                  0       2       0       0" in text
@@ -395,7 +406,9 @@ def test_main_fails_with_the_message_when_no_clip_can_be_read(batch, capsys):
     assert cl.main([str(batch / "clips"), "--out", str(batch / "p.csv")]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"ERROR: {batch / 'clips'}: no clip could be read: ")
-    assert f"{batch / 'clips' / 'a.wav'}: cannot be read" in err and f"{batch / 'clips' / 'b.wav'}: cannot" in err
+    reasons = err.split("no clip could be read: ", 1)[1].split("; ")
+    assert [r.split(": cannot be read as audio")[0] for r in reasons] == [str(batch / "clips" / n)
+                                                                          for n in ("a.wav", "b.wav")]
     assert not (batch / "p.csv").exists()
 
 
@@ -456,3 +469,138 @@ def test_format_table_lists_each_clip_with_each_model_s_class():
     assert lines[0].split() == ["clip", "spec", "SVM", "2D", "CNN"]
     assert lines[1].split() == ["a.wav", "Sad", "Angry"] and lines[2].split() == ["long_name.wav", "Calm", "Calm"]
     assert len(lines) == 3
+
+
+# ------------------------------------------------------------------ the networks read what the build fed them
+
+CLASSES3 = ["Angry", "Calm", "Sad"]  # three classes: a checkpoint loaded as four would not fit
+# settings unlike the defaults, so that a probe that dropped one would read another input than the build
+CFG_B = dataclasses.replace(
+    CFG, onset=dataclasses.replace(CONFIG.onset, rel_db=-20.0, margin_s=0.05),
+    cnn1d=dataclasses.replace(CFG.cnn1d, n_frames=60, hop_s=0.01, sr_hz=8000),
+    cnn2d=dataclasses.replace(CFG.cnn2d, n_frames=40, window="onset", fix_floor=False, dynamic_range=4.0,
+                              low_at_bottom=False, size_hw=(48, 24), interpolation="linear", speaker_norm=()))
+
+
+def _recording(seed, sr=48000):
+    """0.3 s of near silence, then 0.9 s of a pitched, noisy, rising sound (48 kHz)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.9 * sr)) / sr
+    voice = 0.3 * np.sin(2 * np.pi * (150 + 40 * seed) * t * (1 + t)) + 0.05 * rng.standard_normal(len(t))
+    return np.concatenate([0.001 * rng.standard_normal(int(0.3 * sr)), voice * np.linspace(0.5, 1, len(t))])
+
+
+def _build_data(root):
+    """Train (actors 1, 2) and Test (actors 5, 6), classes Angry and Sad, 48 kHz."""
+    seed = 0
+    for split, actors in (("Train", (1, 2)), ("Test", (5, 6))):
+        for cls, code in (("Angry", "05"), ("Sad", "04")):
+            for a in actors:
+                seed += 1
+                write_wav(root / split / cls / f"03-01-{code}-01-01-01-{a:02d}.wav", _recording(seed), sr=48000)
+    return root
+
+
+def _seed_models(folder, build, n, n_classes=3):
+    """``n`` random models from ``build(n_classes)``, each leaning to a class of its own, saved."""
+    import torch
+
+    out = []
+    for s in range(n):
+        torch.manual_seed(300 + s)
+        out.append(_save(build(n_classes), Path(folder) / f"m{s}.pt", s % n_classes, 1.0))
+    return out
+
+
+def test_cnn1d_probe_reads_each_clip_as_the_build_fed_it_to_the_network(tmp_path):
+    """Resampled to [cnn1d] sr_hz, (n_frames + 1) hops long, from the start or the onset ([onset] margin)."""
+    from ser.models import cnn1d
+    from ser.models.protocol import Trained
+
+    paths = [p for p in sorted((_build_data(tmp_path / "d") / "Test").rglob("*.wav"))]
+    c = CFG_B.cnn1d
+    ckpts = _seed_models(tmp_path, lambda n: cnn1d.build_model(n, sr_hz=c.sr_hz, **cnn1d.model_kwargs(c)), 2)
+    states = [{"train_rms_scale": None}] * 2
+    for window in ("start", "onset"):
+        params = {"window": window, "norm": "clip_std", "shift_s": 0.0}
+        _write(tmp_path / window, "cnn1d.json", {"classes": CLASSES3, "chosen": "c", "models": {
+            "c": {"params": params, "checkpoints": ckpts, "states": states}}})
+        probs = cl.cnn1d_probe(paths, CFG_B, tmp_path / window, tmp_path, log=lambda m: None)[1]
+        # the build's inputs (ser.models.cnn1d.run_cnn1d) and its learner's predictions, seed by seed
+        x = cnn1d.load_waveforms(paths, n_frames=c.n_frames, hop_s=c.hop_s, sr_hz=c.sr_hz,
+                                 window=tuple(c.grid_window), onset=CFG_B.onset)
+        assert x.shape == (4, 2, 61 * 80)
+        lrn = cnn1d.learner(c, 3)
+        expected = np.mean([lrn.predict(Trained(cnn1d.load_model(ck, c, n_classes=3), st), params, x)
+                            for ck, st in zip(ckpts, states)], axis=0)
+        np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-7, err_msg=window)
+
+
+@pytest.mark.parametrize("speaker", [False, True], ids=["raw images", "speaker-normalised images"])
+def test_cnn2d_probe_classifies_each_clip_from_the_image_the_build_exported(tmp_path, speaker):
+    """The build's own export (ser.pipeline.build_images), read back as the build's 2D CNN reads it."""
+    from ser import results
+    from ser.models import cnn2d
+    from ser.models.protocol import Trained
+    from ser.pipeline import build_images
+
+    cfg = CFG_B if not speaker else dataclasses.replace(
+        CFG_B, cnn2d=dataclasses.replace(CFG_B.cnn2d, dynamic_range=None, speaker_norm=("spectrogram",)))
+    c = cfg.cnn2d
+    data = _build_data(tmp_path / "d")
+    build_images(data, tmp_path / "images", tmp_path / "images.json", cfg)
+    recs = [r for r in results.load("images", tmp_path / "images.json")["records"] if r["split"] == "Test"]
+    x = cnn2d.load_images(recs, c)[0]
+    params = {"input": "speaker"} if speaker else {}
+    if speaker:
+        x = np.concatenate([x, cnn2d.load_speaker_images(recs, c)], axis=1)
+    ckpts = _seed_models(tmp_path, lambda n: cnn2d.build_model(n, **cnn2d.model_kwargs(c)), 2)
+    _write(tmp_path / "r", "cnn2d.json", {
+        "classes": CLASSES3, "chosen": "s", "validation": {"candidates": {"s": {"score": 0.5}}},
+        "models": {"s": {"params": params, "checkpoints": ckpts, "states": [{}, {}]}}})
+    probs = cl.cnn2d_probe([data / r["key"] for r in recs], cfg, tmp_path / "r", tmp_path, log=lambda m: None)[1]
+    lrn = cnn2d.learner(c, 3)
+    expected = np.mean([lrn.predict(Trained(cnn2d.load_checkpoint(ck, c, n_classes=3)), params, x) for ck in ckpts],
+                       axis=0)
+    np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------------ what the user reads
+
+
+def test_format_table_with_labels_lays_out_predictions_accuracy_and_confusion():
+    result = {"models": {"spec SVM, SC": {"pred": ["Sad", "Calm"], "scores": {
+        "accuracy": 0.5, "correct": 1, "n": 2, "confusion": [[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0],
+                                                             [0, 1, 0, 0]]}},
+                         "1D CNN, c, seed ensemble": {"pred": ["Sad", "Sad"]}}}
+    text = cl.format_table(result, ["a.wav", "long_name.wav"], ["Sad", "Calm"], ["Angry", "Calm", "Happy", "Sad"])
+    assert text == "\n".join([
+        "clip           true    spec SVM      1D CNN        ",
+        "a.wav          Sad     Sad           Sad           ",
+        "long_name.wav  Calm    Calm          Sad           ",
+        "",
+        "spec SVM, SC: accuracy 50.0% (1/2)",
+        "  true \\ predicted    Angry    Calm   Happy     Sad",
+        "  Angry                  0       0       0       0",
+        "  Calm                   0       1       0       0",
+        "  Happy                  0       0       0       0",
+        "  Sad                    0       1       0       0"])
+
+
+def test_main_help_names_the_command_its_argument_and_the_default_csv(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cl.main(["--help"])
+    assert exit_.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.startswith("usage: python -m ser.classify [-h] [--out OUT] clips")
+    assert "Classify new clips with the models the build trained." in out
+    assert "folder of WAV files, or of class folders of WAV files" in out
+    assert "CSV written here (default: predictions_new.csv)" in out
+
+
+def test_main_writes_predictions_new_csv_by_default(batch, monkeypatch, capsys):
+    _labelled(batch / "clips")
+    monkeypatch.chdir(batch)
+    assert cl.main([str(batch / "clips")]) == 0
+    assert len(_rows(batch / "predictions_new.csv")) == 15
+    assert "written: predictions_new.csv" in capsys.readouterr().out
