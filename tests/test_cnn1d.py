@@ -9,10 +9,8 @@ torch = pytest.importorskip("torch")
 
 from conftest import tone, write_wav  # noqa: E402
 from ser.models import cnn1d  # noqa: E402
-from ser.models.augment import AugmentSpec, make_augment  # noqa: E402
 from ser.config import Cnn1dConfig  # noqa: E402
 from ser.errors import ConfigError, DataError  # noqa: E402
-from ser.models.training import TrainConfig, fit, seed_everything  # noqa: E402
 
 # A small, fast setting for tests: 8 kHz, 20 frames of 15 ms (2520 samples).
 SMALL = dict(n_frames=20, hop_s=0.015)
@@ -127,27 +125,7 @@ def test_model_shapes(sr):
     assert {"Conv1d", "MaxPool1d", "Linear", "Dropout"} <= kinds
 
 
-def _toy(n_per_class=6, n=1200, seed=0):
-    """Four classes of noisy tones at different pitches: learnable in a few epochs."""
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    t = np.arange(n) / 8000
-    for label, f in enumerate((200, 500, 1100, 2300)):
-        for _ in range(n_per_class):
-            ph = rng.uniform(0, 2 * np.pi)
-            xs.append(np.sin(2 * np.pi * f * t + ph) + 0.3 * rng.standard_normal(n))
-            ys.append(label)
-    x = torch.tensor(np.array(xs), dtype=torch.float32).unsqueeze(1)
-    return x, torch.tensor(ys)
-
-
-def _train(seed, epochs=6):
-    x, y = _toy()
-    seed_everything(seed)
-    net = cnn1d.build_model(4, sr_hz=8000, n_channels=8, n_hidden=16, dropout=0.1)
-    hist = fit(net, x, y, TrainConfig(epochs=epochs, batch_size=8, lr=3e-3), seed=seed,
-               augment=make_augment(AugmentSpec(shift_samples=50)), log=lambda s: None)
-    return net, hist
+from test_training import _toy, _train  # noqa: E402  (tone classes and a short seeded fit)
 
 
 def test_state_dict_round_trip_weights_only(tmp_path):
