@@ -609,3 +609,120 @@ def test_final_models_states_and_histories_follow_the_seeds():
     assert [h["seed"] for h in m["train_histories"]] == [9, 4, 6]
     assert m["states"] == [{}, {}, {}] and m["params"] == {"name": "a"}
     assert [r["seed"] for r in m["splits"]["Test"]["per_seed"]] == [9, 4, 6]
+
+
+# ------------------------------------------------- the entry points and what they record
+
+def _timed(stub, seconds=1.5, proba=None):
+    """``stub``'s learner whose runs last ``seconds`` and (optionally) record validation probabilities."""
+    def fit(params, x, y, **kw):
+        if kw.get("log"):
+            kw["log"](f" epoch 1/{kw['epochs']}")
+        t, h = stub.fit(params, x, y, **kw)
+        h["seconds"] = seconds
+        if proba is not None and kw.get("x_val") is not None:
+            h["val_proba"] = proba(np.asarray(kw["x_val"]), kw["epochs"])
+        return t, h
+
+    return Learner(fit=fit, predict=stub.predict)
+
+
+def test_validate_and_validate_candidate_without_a_runner():
+    from ser.models.protocol import validate, validate_candidate
+
+    pcfg = ProtocolConfig(max_epochs=4, smooth_epochs=1, val_seeds=(0,), seeds=(0,))
+    stub = Stub(_by_name({"a": 0.3, "b": 0.7}))
+    val = validate(stub.learner, {"a": {"name": "a"}, "b": {"name": "b"}}, X, Y, GROUPS, pcfg, log=_quiet)
+    assert val["chosen"] == "b" and val["runner_up"] == "a" and val["margin"] == pytest.approx(0.4)
+    assert val["folds"] == ["1", "2", "3"] and val["max_epochs"] == 4 and val["smooth_epochs"] == 1
+    row = validate_candidate(Stub(_flat(0.6)).learner, {"name": "c"}, X, Y, loso_folds(GROUPS), pcfg, log=_quiet)
+    assert row["score"] == pytest.approx(0.6) and row["params"] == {"name": "c"} and len(row["per_fold"]) == 3
+    # one candidate: nobody to compare with
+    one = validate(stub.learner, {"a": {"name": "a"}}, X, Y, GROUPS, pcfg, log=_quiet)
+    assert one["runner_up"] is None and one["margin"] is None
+
+
+def test_train_finals_one_model_per_seed_on_every_clip():
+    from ser.models.protocol import train_finals
+
+    stub = Stub(_flat(0.5))
+    pcfg = ProtocolConfig(max_epochs=4, smooth_epochs=1, val_seeds=(0,), seeds=(3, 1))
+    trained, hists = train_finals(stub.learner, {"name": "a"}, X, Y, pcfg, epochs=2, log=_quiet)
+    assert [t.model["seed"] for t in trained] == [3, 1] and [h["seed"] for h in hists] == [3, 1]
+    assert [(f["x"], f["epochs"], f["x_val"]) for f in stub.fits] == [(X.tolist(), 2, None)] * 2
+
+
+def test_fold_options_reach_the_validation_folds():
+    """Three speakers with ``max_loso=2``: 2 folds of StratifiedGroupKFold
+    (stratified on the labels) instead of leaving each speaker out."""
+    stub = Stub(lambda params, speaker, seed: [0.5] * 4)
+    orig = stub.fit
+    held = []
+
+    def fit(params, x, y, **kw):
+        if kw.get("x_val") is not None:
+            held.append(sorted({int(GROUPS[i]) for i in kw["x_val"]}))
+            kw = {**kw, "x_val": np.asarray(kw["x_val"])[:1]}  # the stub wants one speaker per fold
+        return orig(params, x, y, **kw)
+
+    pcfg = ProtocolConfig(max_epochs=4, smooth_epochs=1, val_seeds=(0,), seeds=(0,))
+    res, _ = run_protocol(Learner(fit=fit, predict=stub.predict), {"a": {"name": "a"}}, X, Y, GROUPS,
+                          classes=CLASSES, load_eval=lambda: [], pcfg=pcfg, log=_quiet,
+                          fold_options={"max_loso": 2, "k": 2})
+    assert res["validation"]["scheme"] != "leave-one-speaker-out" and len(held) == 2
+    assert sorted(a for h in held for a in h) == [1, 2, 3]  # every speaker held out once
+
+
+def test_candidate_row_records_time_and_rounded_out_of_fold_probabilities():
+    def proba(va, epochs):
+        p = np.full((epochs, len(va), 3), 0.12345678)
+        p[..., 2] = 1 - 2 * 0.12345678
+        return p
+
+    lrn = _timed(Stub(_flat(0.5)), seconds=1.5, proba=proba)
+    pcfg = ProtocolConfig(max_epochs=4, smooth_epochs=1, val_seeds=(0, 1), seeds=(0,))
+    res, _ = run_protocol(lrn, {"a": {"name": "a"}}, X, Y, GROUPS, classes=CLASSES, load_eval=lambda: [],
+                          pcfg=pcfg, log=_quiet)
+    c = res["validation"]["candidates"]["a"]
+    assert c["seconds"] == pytest.approx(1.5 * 6)  # 3 folds x 2 validation seeds
+    assert c["oof_proba"][0] == [0.123457, 0.123457, 0.753086]  # 6 decimals
+
+
+def test_predictions_round_the_ensemble_to_6_decimals():
+    from ser.models.protocol import predictions
+
+    split = _split("Test", [100], [0], speakers=[5])
+    p = np.array([[0.12345678, 0.87654322, 0.0]])
+    out = predictions([p, p], split, [0, 1])
+    assert out["ensemble_proba"] == [[0.123457, 0.876543, 0.0]]
+    assert out["proba_per_seed"]["0"] == [[0.1235, 0.8765, 0.0]]
+
+
+def test_run_protocol_logs_each_stage_and_times_it():
+    import time
+
+    lines = []
+    stub = Stub(_by_name({"a": 0.3, "b": 0.7}))
+    pcfg = ProtocolConfig(max_epochs=4, smooth_epochs=1, val_seeds=(0,), seeds=(0, 1))
+    t0 = time.perf_counter()
+    res, _ = run_protocol(_timed(stub), {"a": {"name": "a"}, "b": {"name": "b"}}, X, Y, GROUPS, classes=CLASSES,
+                          load_eval=lambda: [TEST], pcfg=pcfg, log=lines.append, name="net")
+    elapsed = time.perf_counter() - t0
+    assert all(isinstance(s, str) for s in lines) and not any("cached" in s for s in lines)  # no run cache here
+    assert sum(s.startswith("net val a speaker ") for s in lines) == 3
+    assert "net val 1/2 'a': smoothed val acc 0.300 at epoch 1 (last 0.300)" in lines
+    assert "net val 2/2 'b': smoothed val acc 0.700 at epoch 1 (last 0.700)" in lines
+    assert "net chose 'b', 1 epochs" in lines
+    # each final run's per-epoch lines carry its name and seed, then its summary line
+    assert "net 'b' seed 1 epoch 1/1" in lines
+    assert "net 'b' seed 0: trained 1 epochs (2 s)" in lines
+    assert any(s.startswith("net 'b' Test: seed mean ") for s in lines)
+    assert any(s.startswith("net runs: 6 validation, 2 final; 8 trained, 0 read from the run cache") for s in lines)
+    t = res["timings_s"]
+    assert set(t) == {"validation", "final_training", "evaluation", "total"}
+    assert all(0 <= t[k] <= t["total"] <= elapsed for k in t)
+    # without a name, a final run's lines are labelled by the candidate alone
+    lines.clear()
+    run_protocol(_timed(stub), {"a": {"name": "a"}}, X, Y, GROUPS, classes=CLASSES, load_eval=lambda: [],
+                 pcfg=pcfg, log=lines.append)
+    assert "a seed 0 epoch 1/1" in lines and "a seed 0: trained 1 epochs (2 s)" in lines
