@@ -314,3 +314,122 @@ def test_coordinate_channel_varies_along_frequency_only(h, w):
     with torch.no_grad():
         plain(x)
     assert torch.equal(seen[0], x)
+
+
+# ------------------------------------------------------------ options reach the work (mutation survivors)
+
+def _wav(tmp_path, name, y, sr=16000):
+    from conftest import write_wav
+
+    return write_wav(tmp_path / name, y.astype(np.float32), sr, "FLOAT")
+
+
+def test_clip_mel_is_a_magnitude_spectrogram_and_honours_the_onset_config(tmp_path):
+    from ser.config import OnsetConfig
+    from ser.features.images import clip_mel
+
+    mel = dataclasses.replace(CONFIG.mel, n_mels=16, n_fft=512)
+    quiet = _wav(tmp_path, "q.wav", tone(440, 16000, 0.5, amp=0.1))
+    loud = _wav(tmp_path, "l.wav", tone(440, 16000, 0.5, amp=0.2))
+    a, b = clip_mel(quiet, mel_cfg=mel, n_frames=20), clip_mel(loud, mel_cfg=mel, n_frames=20)
+    np.testing.assert_allclose(b, 2 * a, rtol=1e-4, atol=1e-12)  # power=1: twice the amplitude, twice the value
+    sr = 16000
+    y = np.concatenate([np.zeros(sr // 2), tone(440, sr, 0.5)])
+    path = _wav(tmp_path, "c.wav", y)
+    default = clip_mel(path, mel_cfg=mel, n_frames=20, window="onset")
+    no_margin = clip_mel(path, mel_cfg=mel, n_frames=20, window="onset", onset=OnsetConfig(margin_s=0.0))
+    assert default[:, 0].sum() == 0 and no_margin[:, 0].sum() > 0  # the tone from the first frame without the margin
+
+
+def test_export_images_passes_every_image_option_on(tiny_dataset, tmp_path):
+    from conftest import write_wav
+
+    from ser.config import OnsetConfig
+    from ser.features.images import clip_image
+
+    src = tiny_dataset / "Train" / "Angry" / "03-01-05-01-01-01-01.wav"
+    write_wav(src, np.concatenate([np.zeros(4000, np.float32), tone(500, 16000, 0.5)]), 16000)  # 0.25 s silence first
+    mel = dataclasses.replace(CONFIG.mel, n_mels=32, n_fft=512)
+    changed = {"fix_floor": True, "dynamic_range": None, "low_at_bottom": True, "window": "start",
+               "onset": OnsetConfig(margin_s=0.2)}
+    for i, opts in enumerate((dict(fix_floor=False), dict(dynamic_range=3.0, low_at_bottom=False, window="onset",
+                                                           onset=OnsetConfig(margin_s=0.0)))):
+        lines = []
+        recs = export_images(tiny_dataset, tmp_path / f"img{i}", mel_cfg=mel, n_frames=30, log=lines.append, **opts)
+        (r,) = [r for r in recs if r["path"].endswith("Train/Angry/03-01-05-01-01-01-01.png")]
+        img = read_png(r["path"])
+        assert np.array_equal(img, clip_image(src, mel_cfg=mel, n_frames=30, **opts))
+        for k in opts:  # each option changes the image: so each one was passed on
+            assert not np.array_equal(img, clip_image(src, mel_cfg=mel, n_frames=30, **{**opts, k: changed[k]})), k
+    assert len(lines) == 1 and lines[0].startswith("images: 16 written (") and "speaker" not in lines[0]
+    assert 0 <= float(lines[0].split("(")[1].split(" s)")[0]) < 600
+    # 200 frames by default
+    recs = export_images(tiny_dataset, tmp_path / "default", mel_cfg=mel)
+    assert read_png(recs[0]["path"]).shape == (32, 200)
+
+
+def test_errors_name_what_is_wrong():
+    with pytest.raises(DataError, match=r"expected a 2-D spectrogram \(n_mels, n_frames\), got shape \(5,\)"):
+        log_mel_image(np.ones(5))
+    with pytest.raises(DataError, match="spectrogram holds negative or non-finite values"):
+        log_mel_image(-np.ones((2, 2)))
+    with pytest.raises(ConfigError, match="dynamic_range must be > 0, got 0.0"):
+        log_mel_image(np.ones((2, 2)), dynamic_range=0.0)
+    X = np.array([[1.0, np.e ** -0.25, np.e ** -1]])
+    assert log_mel_image(X, dynamic_range=0.5, low_at_bottom=False).tolist() == [[255, 127, 0]]  # under 1 is fine
+
+
+def test_log_mel_and_empty_ranges_keep_their_dtypes():
+    from ser.features.images import log_mel
+
+    L, signal = log_mel(np.full((2, 3), 0.5, np.float32))
+    assert L.dtype == np.float64 and signal.dtype == bool
+    assert scale_to_uint8(np.ones((2, 2)), 1.0, 1.0).dtype == np.uint8
+
+
+def test_signal_to_uint8_flips_by_default():
+    from ser.features.images import signal_to_uint8
+
+    V = np.array([[0.0, 0.0], [1.0, 1.0]])
+    assert signal_to_uint8(V, V >= 0).tolist() == [[255, 255], [0, 0]]
+    assert signal_to_uint8(V, V >= 0, low_at_bottom=False).tolist() == [[0, 0], [255, 255]]
+
+
+def test_spectrogram2image_passes_its_options_on(tmp_path):
+    X = _spec_with_empty_rows()
+    img = spectrogram2image(X, tmp_path / "a.png", low_at_bottom=False, fix_floor=False)
+    assert np.array_equal(img, log_mel_image(X, low_at_bottom=False, fix_floor=False))
+    assert np.array_equal(read_png(tmp_path / "a.png"), img)
+
+
+def test_write_png_writes_png_whatever_the_target_is_called(tmp_path):
+    from ser.features.images import write_png
+
+    img = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    write_png(tmp_path / "clip.tmpimg", img)
+    assert (tmp_path / "clip.tmpimg").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert np.array_equal(read_png(tmp_path / "clip.tmpimg"), img)
+
+
+def test_speaker_statistics_edges():
+    import warnings
+
+    from ser.features.images import log_mel_row_stats, speaker_norm_image, speaker_row_stats, speaker_row_stats_by
+
+    X = np.zeros((4, 7))
+    X[0] = 0.2  # a constant row: a variance that rounds below zero must not become NaN
+    X[1, 3] = 0.5  # one entry: its value, the floor for its spread
+    X[2] = np.linspace(0.1, 1.0, 7)  # row 3: no signal at all
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean, std = speaker_row_stats([log_mel_row_stats(X)])
+    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std))
+    assert mean[0] == pytest.approx(np.log(0.2 + 1e-9)) and std[0] == pytest.approx(1e-3)
+    assert mean[1] == pytest.approx(np.log(0.5 + 1e-9)) and std[1] == pytest.approx(1e-3)
+    assert mean[3] == 0.0 and std[3] == 1.0
+    by = speaker_row_stats_by([("s", "b.wav", log_mel_row_stats(X))], std_floor=0.5)
+    assert by["s"][1][0] == 0.5 and by["s"][1][1] == 0.5  # the floor is passed on
+    with pytest.raises(DataError, match="do not fit a spectrogram of 4 rows"):
+        speaker_norm_image(X, np.zeros(4), np.ones(3))  # the spread alone of the wrong size
+    with pytest.raises(DataError, match="do not fit a spectrogram of 4 rows"):
+        speaker_norm_image(X, np.zeros(3), np.ones(4))
