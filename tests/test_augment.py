@@ -364,3 +364,116 @@ def test_the_mask_count_reaches_both_masks():
     g = _gen(8)
     expected = A.freq_mask(A.time_mask(x, g, 3, 2), g, 2, 2)
     assert torch.equal(aug(x, _gen(8)), expected)  # time masks, then frequency masks, two of each
+
+
+# ------------------------------------------------------------------ exact answers (mutation survivors)
+
+def _ramp(h=21, w=31, n=6):
+    """Images whose value is the column's distance from the centre, plus 100 + 10 * image:
+    bilinear sampling reproduces a linear image exactly."""
+    r = torch.arange(h, dtype=torch.float32).view(-1, 1).expand(h, w) - (h - 1) / 2
+    c = torch.arange(w, dtype=torch.float32).view(1, -1).expand(h, w) - (w - 1) / 2
+    x = torch.stack([c + 100.0 + 10 * i for i in range(n)]).unsqueeze(1)
+    return x, r, c
+
+
+def test_rotation_of_a_ramp_is_exact_in_the_interior():
+    """Turned by a: the value at (dr, dc) from the centre is cos(a) dc - sin(a) dr (+ the image's offset),
+    with a the angle rotate draws (uniform in [-max_deg, max_deg] degrees)."""
+    import math
+
+    x, r, c = _ramp()
+    out = A.rotate(x, _gen(3), 10.0)
+    angles = A._uniform(6, _gen(3), -10.0, 10.0) * math.pi / 180
+    assert float(angles.abs().max()) > 0.05  # some real turns
+    for i, a in enumerate(angles.tolist()):
+        expected = math.cos(a) * c - math.sin(a) * r + 100.0 + 10 * i
+        assert torch.allclose(out[i, 0, 4:-4, 4:-4], expected[4:-4, 4:-4], atol=1e-4)
+    # even half a degree turns
+    assert not torch.allclose(A.rotate(x, _gen(3), 0.5), x, atol=1e-3)
+
+
+def test_rotation_fills_the_corners_with_each_images_own_minimum():
+    x, _, _ = _ramp()
+    out = A.rotate(x, _gen(1), 45.0)
+    for i in range(len(x)):
+        lo, hi = float(x[i].min()), float(x[i].max())
+        assert lo - 1e-4 <= float(out[i].min()) and float(out[i].max()) <= hi + 1e-4
+    corners = out[:, 0, [0, 0, -1, -1], [0, -1, 0, -1]]
+    own_min = x.amin(dim=(1, 2, 3)).view(-1, 1)
+    assert bool(torch.isclose(corners, own_min.expand_as(corners), atol=1e-4).any())
+
+
+def test_offset_adds_the_generators_uniform_draws():
+    x = _batch(n=5)
+    d = (A.offset(x, _gen(2), 0.3) - x)[:, 0, 0, 0]
+    u = torch.rand(5, generator=_gen(2))
+    assert torch.allclose(d, -0.3 + 0.6 * u, atol=1e-6)
+
+
+def test_speed_perturb_ends_interpolate_towards_zero():
+    x = torch.arange(20, dtype=torch.float32).view(1, 1, 20)
+    slow = A.speed_perturb(x, torch.tensor([0.9]))[0, 0]
+    assert torch.allclose(slow, 0.9 * torch.arange(20.0), atol=1e-5)  # a ramp stays a ramp, to the last sample
+    fast = A.speed_perturb(x, torch.tensor([1.05]))[0, 0]
+    # sample 19 sits at 19.95: 5 % of sample 19 and 95 % of the zero past the end
+    assert float(fast[19]) == pytest.approx(19 * 0.05, abs=1e-4)
+    assert float(fast[18]) == pytest.approx(18.9, abs=1e-4)
+
+
+def test_mixup_partner_is_uniform_over_the_other_group_and_two_groups_of_one_mix():
+    n = 63
+    groups = torch.tensor([0] * 60 + [1, 1, 1])
+    x, y = torch.zeros(n, 1, 1), torch.eye(n)
+    _, ym = A.mixup(x, y, _gen(5), 2.0, groups=groups)
+    partners = [int(torch.nonzero(ym[i, 60:] > 1e-6).flatten()[0]) + 60 for i in range(60) if ym[i, 60:].sum() > 1e-6]
+    assert set(partners) == {60, 61, 62}  # every example of the other group is drawn
+    _, ym2 = A.mixup(torch.zeros(2, 1, 1), torch.eye(2), _gen(5), 2.0, groups=torch.tensor([0, 1]))
+    assert float(ym2[0, 1]) > 0 and float(ym2[1, 0]) > 0  # a single other example is a partner too
+
+
+def test_mixup_mixing_weights_follow_the_beta_law():
+    """Beta(2, 2) folded to [0.5, 1]: mean 0.6875 (its rejection sampler needs several rounds)."""
+    n = 4000
+    y = torch.eye(2)[torch.arange(n) % 2]
+    _, ym = A.mixup(torch.zeros(n, 1), y, _gen(0), 2.0)
+    own = (ym * y).sum(1)  # the example's own weight, or 1 when its partner has the same label
+    mixed = own[own < 1 - 1e-6]
+    assert torch.isfinite(own).all() and float(own.min()) >= 0.5 - 1e-6
+    # the partner has the other label half the time; then own == lam
+    assert float(mixed.mean()) == pytest.approx(0.6875, abs=0.02)
+
+
+@pytest.mark.parametrize("fn, kw", [
+    (A.hflip, {"p": 0.5}), (A.vflip, {"p": 0.5}), (A.rotate, {"max_deg": 10.0}), (A.random_crop, {"pad": 4}),
+    (A.time_shift, {"max_cols": 5}), (A.time_mask, {"max_cols": 6}), (A.freq_mask, {"max_rows": 15}),
+    (A.offset, {"max_offset": 0.1}),
+])
+def test_documented_defaults(fn, kw):
+    x = _batch(n=8, h=20, w=20)
+    assert torch.equal(fn(x, _gen(4)), fn(x, _gen(4), **kw))
+
+
+def test_mixup_default_alpha_is_0_2():
+    x, y = _batch(n=8), torch.eye(8)
+    a, b = A.mixup(x, y, _gen(4)), A.mixup(x, y, _gen(4), 0.2)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("field, value, fn", [
+    ("hflip_p", 0.3, lambda x, g: A.hflip(x, g, 0.3)),
+    ("vflip_p", 0.3, lambda x, g: A.vflip(x, g, 0.3)),
+    ("rotate_deg", 0.5, lambda x, g: A.rotate(x, g, 0.5)),
+    ("crop_pad", 1, lambda x, g: A.random_crop(x, g, 1)),
+    ("shift_cols", 1, lambda x, g: A.time_shift(x, g, 1)),
+    ("time_mask_cols", 1, lambda x, g: A.time_mask(x, g, 1, 1)),
+    ("freq_mask_rows", 1, lambda x, g: A.freq_mask(x, g, 1, 1)),
+    ("offset", 0.05, lambda x, g: A.offset(x, g, 0.05)),
+    ("shift_samples", 1, lambda x, g: A.wave_shift(x, g, 1)),
+    ("gain_db", 0.5, lambda x, g: A.gain(x, g, 0.5)),
+    ("speed", 0.01, lambda x, g: A.speed(x, g, 0.01)),
+])
+def test_small_strengths_are_on_too(field, value, fn):
+    x = _batch(n=6, h=12, w=12, seed=1) if field != "speed" else torch.randn(6, 1, 40, generator=_gen(1))
+    out = A.make_augment(A.AugmentSpec(**{field: value}))(x, _gen(8))
+    assert torch.equal(out, fn(x, _gen(8))) and not torch.equal(out, x)
