@@ -7,16 +7,20 @@
 
 Each module is mutated alone, in a fresh temporary copy of the project (``ser/``,
 ``tests/``, ``dodo.py``, ``deps.py``, ``report/``, ``configs/``, ``pytest.ini``,
-``bench/design_study_results/``) holding its own ``[tool.mutmut]`` config in a
-``pyproject.toml``: two runs at the same time never share a ``mutants/`` folder,
-and the repository gets none. The tests for a module are, unless ``--tests``
-says otherwise, the test files that import it (else those that import a module
-of ``ser/`` that imports it; ``deps.py`` reads the imports), always with ``-m
-"not slow"``. mutmut runs them once with its trampolines to learn which tests
-reach each function, then per mutant only those tests, in a child forked from
-a server that has collected them (``process_isolation = "forkserver"``: torch
-is not safe to fork after use). ``--deselect-failing`` first leaves out the
-tests that fail before any mutation (mutmut stops otherwise).
+and ``bench/``, which the design study's tests read) holding its own
+``[tool.mutmut]`` config in a ``pyproject.toml``: two runs at the same time
+never share a ``mutants/`` folder, and the repository gets none. The tests for
+a module are, unless ``--tests`` says otherwise, the test files that import it
+(else those that import a module of ``ser/`` that imports it; ``deps.py`` reads
+the imports), always with ``-m "not slow"``. mutmut runs them once with its
+trampolines to learn which tests reach each function, then per mutant only
+those tests, in a child forked from a server that has collected them
+(``process_isolation = "forkserver"``: torch is not safe to fork after use).
+``--deselect-failing`` first leaves out the tests that fail before any mutation
+(mutmut stops otherwise); ``--functions`` tests the mutants of some functions
+only, for a shorter run. Functions that run only in worker processes (the
+protocol's runs through joblib) get no tests: mutmut's trampolines record
+calls in its own process only.
 
 mutmut 3 mutates only code inside functions and methods (not module-level
 constants) and names each mutant ``<module>.x_<function>__mutmut_<n>`` (for a
@@ -56,8 +60,7 @@ DEFAULT_MODULES = [
     "ser/features/images.py", "ser/models/augment.py", "ser/io.py", "ser/report/filters.py",
 ]
 # What the tests need of the project; ser/ is mutmut's source path, tests/ it copies itself.
-COPIED = ["ser", "tests", "dodo.py", "deps.py", "report", "configs", "pytest.ini",
-          "bench/design_study_results"]
+COPIED = ["ser", "tests", "dodo.py", "deps.py", "report", "configs", "pytest.ini", "bench"]
 ALSO_COPY = [p for p in COPIED if p not in ("ser", "tests")]
 DEFAULT_TESTS = ["tests/"]
 FAST_ONLY = ["-m", "not slow", "-p", "no:cacheprovider"]
@@ -135,6 +138,7 @@ def mutant_globs(module: str, functions: list[str] | None) -> list[str]:
 def mutmut_config(module: str, tests: list[str]) -> str:
     """The ``[tool.mutmut]`` table (pyproject.toml) that mutates ``module`` only."""
     def toml_list(items: list[str]) -> str:
+        """A TOML array of strings (JSON strings are TOML basic strings)."""
         return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
     return "\n".join([
