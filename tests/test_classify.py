@@ -536,16 +536,18 @@ def test_cnn1d_probe_reads_each_clip_as_the_build_fed_it_to_the_network(tmp_path
         np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-7, err_msg=window)
 
 
-@pytest.mark.parametrize("speaker", [False, True], ids=["raw images", "speaker-normalised images"])
-def test_cnn2d_probe_classifies_each_clip_from_the_image_the_build_exported(tmp_path, speaker):
+@pytest.mark.parametrize("speaker, image", [
+    (False, dict(fix_floor=False, low_at_bottom=True)), (False, dict(fix_floor=True, low_at_bottom=False)),
+    (True, dict(fix_floor=True, low_at_bottom=True, dynamic_range=None, speaker_norm=("spectrogram",)))],
+    ids=["raw images", "raw images, other floor and orientation", "speaker-normalised images"])
+def test_cnn2d_probe_classifies_each_clip_from_the_image_the_build_exported(tmp_path, speaker, image):
     """The build's own export (ser.pipeline.build_images), read back as the build's 2D CNN reads it."""
     from ser import results
     from ser.models import cnn2d
     from ser.models.protocol import Trained
     from ser.pipeline import build_images
 
-    cfg = CFG_B if not speaker else dataclasses.replace(
-        CFG_B, cnn2d=dataclasses.replace(CFG_B.cnn2d, dynamic_range=None, speaker_norm=("spectrogram",)))
+    cfg = dataclasses.replace(CFG_B, cnn2d=dataclasses.replace(CFG_B.cnn2d, **image))
     c = cfg.cnn2d
     data = _build_data(tmp_path / "d")
     build_images(data, tmp_path / "images", tmp_path / "images.json", cfg)
@@ -573,18 +575,32 @@ def test_format_table_with_labels_lays_out_predictions_accuracy_and_confusion():
         "accuracy": 0.5, "correct": 1, "n": 2, "confusion": [[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0],
                                                              [0, 1, 0, 0]]}},
                          "1D CNN, c, seed ensemble": {"pred": ["Sad", "Sad"]}}}
-    text = cl.format_table(result, ["a.wav", "long_name.wav"], ["Sad", "Calm"], ["Angry", "Calm", "Happy", "Sad"])
+    classes = ["Angry", "Calm", "Surprised", "Sad"]  # a long name is cut to its column
+    text = cl.format_table(result, ["a.wav", "long_name.wav"], ["Sad", "Calm"], classes)
     assert text == "\n".join([
         "clip           true    spec SVM      1D CNN        ",
         "a.wav          Sad     Sad           Sad           ",
         "long_name.wav  Calm    Calm          Sad           ",
         "",
         "spec SVM, SC: accuracy 50.0% (1/2)",
-        "  true \\ predicted    Angry    Calm   Happy     Sad",
+        "  true \\ predicted    Angry    Calm Surpris     Sad",
         "  Angry                  0       0       0       0",
         "  Calm                   0       1       0       0",
-        "  Happy                  0       0       0       0",
+        "  Surprised              0       0       0       0",
         "  Sad                    0       1       0       0"])
+
+
+def test_format_table_without_labels_has_no_truth_column_and_takes_one_clip():
+    result = {"models": {"spec SVM, SC": {"pred": ["Sad"]}, "2D CNN, n, seed ensemble": {"pred": ["Calm"]}}}
+    assert cl.format_table(result, ["one.wav"], [None], CLASSES) == "\n".join([
+        "clip     spec SVM      2D CNN        ",
+        "one.wav  Sad           Calm          "])
+
+
+def test_a_batch_of_one_clip_is_classified(batch):
+    _clip(batch / "clips", "Sad", 5, seconds=0.1)
+    result = cl.classify(batch / "clips", batch / "p.csv", log=lambda m: None)
+    assert result["models"]["spec SVM, SC"]["pred"] == ["Calm"] and len(_rows(batch / "p.csv")) == 3
 
 
 def test_main_help_names_the_command_its_argument_and_the_default_csv(capsys):
@@ -593,9 +609,10 @@ def test_main_help_names_the_command_its_argument_and_the_default_csv(capsys):
     assert exit_.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
     assert out.startswith("usage: python -m ser.classify [-h] [--out OUT] clips")
-    assert "Classify new clips with the models the build trained." in out
-    assert "folder of WAV files, or of class folders of WAV files" in out
-    assert "CSV written here (default: predictions_new.csv)" in out
+    assert " Classify new clips with the models the build trained. " in out
+    assert "DIR [--out predictions.csv]" not in out  # the first paragraph of the docstring only
+    assert " folder of WAV files, or of class folders of WAV files " in out
+    assert " CSV written here (default: predictions_new.csv)" in out
 
 
 def test_main_writes_predictions_new_csv_by_default(batch, monkeypatch, capsys):
