@@ -86,7 +86,7 @@ def build_anchors(data_dir, out_npz, out_json, cfg) -> None:
     from ser.features.anchors import ANCHORS, anchor_features
     from ser.features.extract import clip_columns
     from ser.data.speakers import fold_options
-    from ser.models.svm import evaluate_feature, groups_of, speakers_of
+    from ser.models.svm import eval_clips, evaluate_feature, groups_of, speakers_of
 
     _torch_threads()
     say(f"data set: {data_dir}")
@@ -110,9 +110,7 @@ def build_anchors(data_dir, out_npz, out_json, cfg) -> None:
         say(f"anchor {kind}: tuned {kinds[kind]['tuned']['params']} cv {kinds[kind]['tuned']['cv_mean']:.3f}; "
             + ", ".join(f"{n}: cv {r['cv_mean']:.3f}" for n, r in by.items()))
         seconds[f"svm_{kind}"] = time.perf_counter() - t0
-    results.save("anchors", out_json, {"classes": classes, "keys": {s: arrays["key"][split == s].tolist()
-                                                        for s in EVAL_SPLITS if (split == s).any()},
-                         "kinds": kinds, "meta": {k: {**ANCHORS[k], "label": ANCHOR_LABELS[k]} for k in cfg.anchors.kinds},
+    results.save("anchors", out_json, {"classes": classes, **eval_clips(arrays), "kinds": kinds, "meta": {k: {**ANCHORS[k], "label": ANCHOR_LABELS[k]} for k in cfg.anchors.kinds},
                          "timings_s": seconds})
 
 

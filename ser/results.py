@@ -186,6 +186,7 @@ class Svm(TypedDict):
 
     classes: list[str]
     keys: dict[str, list[str]]
+    speakers: dict[str, list[str | None]]  # beside keys: each evaluation clip's speaker
     readings: dict[str, SvmReading]
     seconds: float
 
@@ -204,6 +205,7 @@ class Anchors(TypedDict):
 
     classes: list[str]
     keys: dict[str, list[str]]
+    speakers: dict[str, list[str | None]]
     kinds: dict[str, SvmKind]
     meta: dict[str, AnchorMeta]
     timings_s: dict[str, float]
@@ -471,8 +473,8 @@ class ResultsFile:
 FILES: dict[str, ResultsFile] = {f.key: f for f in (
     ResultsFile("data", "card", Card, 1),
     ResultsFile("features", "features", Features, 1),
-    ResultsFile("svm", "svm", Svm, 1),
-    ResultsFile("anchors", "anchors", Anchors, 1),
+    ResultsFile("svm", "svm", Svm, 2),
+    ResultsFile("anchors", "anchors", Anchors, 2),
     ResultsFile("images", "images", Images, 1),
     ResultsFile("cnn1d", "cnn1d", Network, 1),
     ResultsFile("cnn2d", "cnn2d", Network, 1),

@@ -29,6 +29,14 @@ KEYS = {s: _keys(s) for s in SPLIT_ACTORS}
 N_CLIPS = len(KEYS["Test"])
 
 
+def _speaker(key):
+    """The speaker a build recorded for a clip: not readable from the name alone."""
+    return f"spk{key[-6:-4]}"
+
+
+SPEAKERS = {s: [_speaker(k) for k in keys] for s, keys in KEYS.items()}
+
+
 class Patterns:
     """A new random prediction pattern per model and split, never one seen before."""
 
@@ -77,7 +85,7 @@ def _net(pat, candidates=("none", "mixup")):
             ens_pred = ens.argmax(1).tolist()
             assert tuple(ens_pred) not in {tuple(p) for p in seeds.values()}  # an ensemble pattern of its own
             preds[cand][split] = {
-                "keys": order, "speakers": [int(k[-6:-4]) for k in order],
+                "keys": order, "speakers": [_speaker(k) for k in order],
                 "y_true": [CLASSES.index(k.split("/")[1]) for k in order],
                 "pred_per_seed": seeds, "proba_per_seed": proba,
                 "ensemble_pred": ens_pred, "ensemble_proba": ens.tolist()}
@@ -87,10 +95,10 @@ def _net(pat, candidates=("none", "mixup")):
 @pytest.fixture  # per test, so that mutmut sees every test that reaches the code
 def results():
     pat = Patterns()
-    svm = {"classes": CLASSES, "keys": KEYS,
+    svm = {"classes": CLASSES, "keys": KEYS, "speakers": SPEAKERS,
            "readings": {"hz": {"kinds": _svm_kinds(pat, ("SC", "SBW"))},
                         "index": {"kinds": _svm_kinds(pat, ("SC", "SBW"))}}}
-    anchors = {"classes": CLASSES, "keys": KEYS, "kinds": _svm_kinds(pat, ("egemaps",))}
+    anchors = {"classes": CLASSES, "keys": KEYS, "speakers": SPEAKERS, "kinds": _svm_kinds(pat, ("egemaps",))}
     nets = {"cnn1d": _net(pat), "cnn2d": _net(pat, ("none", "spectrogram")), "wav2vec": None}
     fused = {}
     for name in ("svm+cnn", "all"):
@@ -205,7 +213,7 @@ def test_truth_speaker_and_correctness_come_from_the_clip(table):
     for r in rows:
         split, cls, name = r["clip"].split("/")
         assert (r["split"], r["true_class"]) == (split, cls)
-        assert r["speaker"] == str(int(name[-6:-4]))  # the RAVDESS actor of the name, for every family
+        assert r["speaker"] == _speaker(name)  # the build's speaker of the clip, for every family
         assert r["correct"] == str(int(r["true_class"] == r["predicted_class"]))
     assert {r["correct"] for r in rows} == {"0", "1"}
 
@@ -215,7 +223,8 @@ def test_each_part_alone_gives_its_own_rows(results):
     assert {r["model"] for r in svm_rows(svm)} == {f"svm {m} {k} ({rd} bands)" for m in ("spec", "tuned")
                                                   for k in ("SC", "SBW") for rd in ("hz", "index")}
     assert {r["model"] for r in anchor_rows(anchors)} == {"svm spec egemaps", "svm tuned egemaps"}
-    assert {r["model"] for r in fusion_rows(fusion)} == {"combined svm+cnn", "combined all"}
+    speaker_of = {k: _speaker(k) for keys in KEYS.values() for k in keys}
+    assert {r["model"] for r in fusion_rows(fusion, speaker_of)} == {"combined svm+cnn", "combined all"}
     assert {r["model"] for r in network_rows(nets["cnn2d"], "cnn2d")} == {
         f"cnn2d '{c}' {m}" for c in ("none", "spectrogram") for m in ("seed 0", "seed 1", "seed ensemble")}
     only_svm = prediction_rows(svm, {"cnn1d": None})
@@ -283,16 +292,16 @@ def test_a_clip_without_a_known_speaker_has_an_empty_speaker_cell():
     keys = {"Test": ["Test/Sad/take_01.wav", "Test/Angry/03-01-05-01-01-01-05.wav"]}
     kinds = {"SC": {m: {"pred": {"Test": [0, 1]}, "decision": {"Test": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]}}
                     for m in ("spec", "tuned")}}
-    svm = {"classes": CLASSES, "keys": keys, "readings": {"hz": {"kinds": kinds}}}
+    svm = {"classes": CLASSES, "keys": keys, "speakers": {"Test": [None, "05"]}, "readings": {"hz": {"kinds": kinds}}}
     fusion = {"classes": CLASSES, "keys": keys,
               "models": {"all": {"pred": {"Test": [0, 1]}, "proba": {"Test": [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1]]}}}}
     rows = prediction_rows(svm, {}, fusion=fusion)
     assert {(r["clip"].rsplit("/", 1)[1], r["speaker"]) for r in rows} == {("take_01.wav", ""),
-                                                                           ("03-01-05-01-01-01-05.wav", 5)}
+                                                                           ("03-01-05-01-01-01-05.wav", "05")}
     assert len(rows) == 6
     back = list(csv.DictReader(io.StringIO(csv_text(rows))))
     assert {(r["clip"].rsplit("/", 1)[1], r["speaker"]) for r in back} == {("take_01.wav", ""),
-                                                                           ("03-01-05-01-01-01-05.wav", "5")}
+                                                                           ("03-01-05-01-01-01-05.wav", "05")}
 
 
 def test_a_table_of_one_row_has_its_score_columns():

@@ -3,7 +3,7 @@ import pytest
 
 from conftest import speaker_shifted
 from ser.config import SvmConfig
-from ser.models.svm import evaluate_feature, fit_params, make_pipeline, pipeline_of, prepare, rank_kinds, tune
+from ser.models.svm import eval_clips, evaluate_feature, fit_params, make_pipeline, pipeline_of, prepare, rank_kinds, tune
 
 
 def toy(seed=0, n_per=12, splits=(("Train", (1, 2, 3)), ("Test", (5,)))):
@@ -162,3 +162,15 @@ def test_fit_params_without_normalisation_equals_the_plain_pipeline():
     assert np.allclose(model.decision_function(Xp[~tr]), plain.decision_function(X[~tr]))
     with pytest.raises(ValueError, match="fit_params"):
         pipeline_of({**params, "norm": "speaker"})
+
+
+def test_eval_clips_lists_each_evaluation_split_s_keys_and_speakers_in_row_order():
+    feats = {"split": np.array(["Train", "Confirm", "Test", "Confirm", "Test", "Train"]),
+             "key": np.array(["Train/A/t1", "Confirm/A/c1", "Test/B/x", "Confirm/B/c2", "Test/A/y", "Train/B/t2"]),
+             "speaker": np.array(["s1", "s9", "s5", "", "s6", "s2"])}
+    out = eval_clips(feats)
+    assert list(out["keys"]) == ["Test", "Confirm"] == list(out["speakers"])  # Train is no evaluation split
+    assert out["keys"] == {"Test": ["Test/B/x", "Test/A/y"], "Confirm": ["Confirm/A/c1", "Confirm/B/c2"]}
+    assert out["speakers"] == {"Test": ["s5", "s6"], "Confirm": ["s9", None]}  # no speaker: None
+    no_confirm = eval_clips({k: v[[0, 2, 4]] for k, v in feats.items()})
+    assert list(no_confirm["keys"]) == ["Test"] and no_confirm["speakers"] == {"Test": ["s5", "s6"]}

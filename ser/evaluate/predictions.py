@@ -21,14 +21,16 @@ def _row(key, split, speaker, classes, y_true, model, y_pred, values, kind) -> d
     return row
 
 
-def _svm_kind_rows(kinds: dict, keys_by_split: dict, classes, name) -> list[dict]:
-    rows = []
+def _svm_kind_rows(res: dict, kinds: dict, name) -> list[dict]:
+    """Rows of SVM results (``svm.json`` or ``anchors.json``: ``keys`` and
+    ``speakers`` per split) for each kind of ``kinds``, spec and tuned."""
+    classes, rows = res["classes"], []
     for kind, k in kinds.items():
         for m in ("spec", "tuned"):
-            for split, keys in keys_by_split.items():
-                y_true = _labels(keys, classes)
-                for key, t, p, d in zip(keys, y_true, k[m]["pred"][split], k[m]["decision"][split]):
-                    rows.append(_row(key, split, _speaker(key), classes, t, name(m, kind), p, d, "decision"))
+            for split, keys in res["keys"].items():
+                for key, speaker, t, p, d in zip(keys, res["speakers"][split], _labels(keys, classes),
+                                                 k[m]["pred"][split], k[m]["decision"][split]):
+                    rows.append(_row(key, split, speaker, classes, t, name(m, kind), p, d, "decision"))
     return rows
 
 
@@ -37,23 +39,23 @@ def svm_rows(svm: dict) -> list[dict]:
     are the SVC's one-vs-rest decision values."""
     rows = []
     for reading, r in svm["readings"].items():
-        rows += _svm_kind_rows(r["kinds"], svm["keys"], svm["classes"],
-                               lambda m, kind, rd=reading: f"svm {m} {kind} ({rd} bands)")
+        rows += _svm_kind_rows(svm, r["kinds"], lambda m, kind, rd=reading: f"svm {m} {kind} ({rd} bands)")
     return rows
 
 
 def anchor_rows(anchors: dict) -> list[dict]:
     """One row per clip per anchor SVM (spec or tuned); decision values."""
-    return _svm_kind_rows(anchors["kinds"], anchors["keys"], anchors["classes"], lambda m, kind: f"svm {m} {kind}")
+    return _svm_kind_rows(anchors, anchors["kinds"], lambda m, kind: f"svm {m} {kind}")
 
 
-def fusion_rows(fusion: dict) -> list[dict]:
-    """One row per clip per combined model; scores are the fused probabilities."""
+def fusion_rows(fusion: dict, speaker_of: dict[str, str | None]) -> list[dict]:
+    """One row per clip per combined model; scores are the fused probabilities;
+    ``speaker_of`` maps each clip key to its speaker (the SVMs' ``speakers``)."""
     classes, rows = fusion["classes"], []
     for name, r in fusion["models"].items():
         for split, keys in fusion["keys"].items():
             for key, t, p, v in zip(keys, _labels(keys, classes), r["pred"][split], r["proba"][split]):
-                rows.append(_row(key, split, _speaker(key), classes, t, f"combined {name}", p, v, "probability"))
+                rows.append(_row(key, split, speaker_of[key], classes, t, f"combined {name}", p, v, "probability"))
     return rows
 
 
@@ -76,12 +78,6 @@ def _labels(keys, classes) -> list[int]:
     return [classes.index(k.split("/")[1]) for k in keys]
 
 
-def _speaker(key: str):
-    from ser.data.dataset import ravdess_actor
-
-    return ravdess_actor(key.rsplit("/", 1)[-1])
-
-
 def prediction_rows(svm: dict, nets: dict[str, dict | None], anchors: dict | None = None,
                     fusion: dict | None = None) -> list[dict]:
     rows = svm_rows(svm)
@@ -91,7 +87,8 @@ def prediction_rows(svm: dict, nets: dict[str, dict | None], anchors: dict | Non
         if net is not None:
             rows += network_rows(net, name)
     if fusion is not None:
-        rows += fusion_rows(fusion)
+        rows += fusion_rows(fusion, {k: a for s, keys in svm["keys"].items()
+                                     for k, a in zip(keys, svm["speakers"][s])})
     return rows
 
 

@@ -195,6 +195,16 @@ def groups_of(feats: dict[str, np.ndarray]) -> np.ndarray | None:
     return None if len(g) and all(a == "" for a in g) else g
 
 
+def eval_clips(feats: dict[str, np.ndarray]) -> dict[str, dict[str, list]]:
+    """The evaluation splits' clips of a feature cache, in its row order:
+    ``{"keys": {split: [key]}, "speakers": {split: [speaker or None]}}``
+    (None where the data set has no speakers)."""
+    split = feats["split"]
+    present = [s for s in EVAL_SPLITS if (split == s).any()]
+    return {"keys": {s: feats["key"][split == s].tolist() for s in present},
+            "speakers": {s: [str(a) or None for a in feats["speaker"][split == s]] for s in present}}
+
+
 def run_svms(feats: dict[str, np.ndarray], cfg, *, log=print, fold_options: dict | None = None) -> dict:
     """Every reading x feature kind; plus the best and worst kinds by test accuracy.
 
@@ -203,8 +213,7 @@ def run_svms(feats: dict[str, np.ndarray], cfg, *, log=print, fold_options: dict
     classes = [str(c) for c in feats["classes"]]
     y, split, groups = feats["label"], feats["split"], groups_of(feats)
     speakers = speakers_of(feats) if "speaker" in cfg.svm.grid_norm else None
-    results = {"classes": classes, "keys": {s: feats["key"][split == s].tolist() for s in EVAL_SPLITS if (split == s).any()},
-               "readings": {}}
+    results = {"classes": classes, **eval_clips(feats), "readings": {}}
     for reading in cfg.features.readings:
         per_kind = {}
         for kind in cfg.features.kinds:
