@@ -83,16 +83,32 @@ def _ensemble(res: dict, lrn, load_model, x, task: str) -> np.ndarray:
                     for ckpt, state in zip(m["checkpoints"], m["states"])], axis=0)
 
 
-def new_speakers(paths, log=print) -> list:
-    """Speakers of new clips, for the ``speaker_rms`` level: the RAVDESS speaker
-    of the name, over every clip given. A clip without an speaker in its name,
-    or the only clip of its speaker, is its own speaker (its level is its own
-    RMS); those clips are named in the log."""
+def clip_speakers(paths, root=None, cfg=CONFIG) -> list[str | None]:
+    """The speaker of each new clip where one is declared, else None
+    (:func:`ser.data.speakers.speakers_if_known`: a ``speakers.csv`` at
+    ``root``, the configuration's ``[data] speaker_pattern``, or a known
+    corpus's file names). ``root``: the folder the clips were given in
+    (default: the clips' nearest common folder)."""
+    import os
+
+    from ser.data.speakers import speakers_if_known
+
+    paths = [Path(p).resolve() for p in paths]
+    if not paths:
+        return []
+    root = Path(root).resolve() if root is not None else Path(os.path.commonpath([p.parent for p in paths]))
+    rel = [p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name for p in paths]
+    return speakers_if_known(root, rel, cfg.data.speaker_pattern)
+
+
+def new_speakers(paths, log=print, speakers=None, cfg=CONFIG) -> list:
+    """Speakers of new clips, for the ``speaker_rms`` level: ``speakers``
+    (default: :func:`clip_speakers`), over every clip given. A clip without a
+    speaker, or the only clip of its speaker, is its own speaker (its level is
+    its own RMS); those clips are named in the log."""
     from collections import Counter
 
-    from ser.data.dataset import ravdess_actor
-
-    speakers = [ravdess_actor(Path(p).name) for p in paths]
+    speakers = clip_speakers(paths, cfg=cfg) if speakers is None else list(speakers)
     count = Counter(speakers)
     alone = [p for p, a in zip(paths, speakers) if a is None or count[a] == 1]
     if alone:
@@ -102,9 +118,10 @@ def new_speakers(paths, log=print) -> list:
 
 
 def cnn1d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR, *,
-                log=print) -> tuple[str, np.ndarray]:
+                log=print, speakers=None) -> tuple[str, np.ndarray]:
     """Class probabilities of the 1D CNN's seed ensemble (with speaker levels
-    from the clips given, :func:`new_speakers`, when its setting is ``speaker_rms``)."""
+    from the clips given, :func:`new_speakers` of ``speakers``, when its
+    setting is ``speaker_rms``)."""
     from ser.models import cnn1d
 
     res = results.load("cnn1d", _need(Path(results_dir) / "cnn1d.json", "cnn1d"))
@@ -112,19 +129,19 @@ def cnn1d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR,
     x = cnn1d.load_waveforms(paths, n_frames=c.n_frames, hop_s=c.hop_s, sr_hz=c.sr_hz,
                              window=tuple(c.grid_window), onset=cfg.onset)
     if res["models"][res["chosen"]]["params"]["norm"] == "speaker_rms":
-        x = cnn1d.SpeakerWaves(x, cnn1d.speaker_levels(x, new_speakers(paths, log)))
+        x = cnn1d.SpeakerWaves(x, cnn1d.speaker_levels(x, new_speakers(paths, log, speakers, cfg)))
     n = len(res["classes"])
     probs = _ensemble(res, cnn1d.learner(c, n), lambda p: cnn1d.load_model(p, c, n_classes=n), x, "cnn1d")
     return f"1D CNN, {res['chosen']}, seed ensemble", probs
 
 
 def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR, *,
-                log=print) -> tuple[str, np.ndarray]:
+                log=print, speakers=None) -> tuple[str, np.ndarray]:
     """Class probabilities of the 2D CNN's seed ensemble (images made in memory
     exactly as the export writes them).
 
     When the reported setting reads speaker-normalised images, a speaker
-    (the RAVDESS speaker of the file name) is normalised by their clips among
+    (``speakers``, default :func:`clip_speakers`) is normalised by their clips among
     ``paths``. A clip that is its speaker's only one here, or names no speaker,
     has no such statistics: the raw-input setting with the best validation
     score classifies it instead, and ``log`` names those clips.
@@ -132,7 +149,6 @@ def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR,
     from collections import Counter
 
     from ser.models import cnn2d
-    from ser.data.dataset import ravdess_actor
     from ser.features.images import (clip_mel, image_to_input, log_mel_image, log_mel_row_stats, speaker_norm_image,
                          speaker_row_stats_by)
 
@@ -161,7 +177,7 @@ def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR,
     name = f"2D CNN, {chosen}, seed ensemble"
     if not speaker:
         return name, probs_of(chosen, x)
-    speakers = [ravdess_actor(Path(p).name) for p in paths]
+    speakers = clip_speakers(paths, cfg=cfg) if speakers is None else list(speakers)
     n_clips = Counter(a for a in speakers if a is not None)
     ok = np.array([a is not None and n_clips[a] > 1 for a in speakers], dtype=bool)
     probs = np.zeros((len(paths), n))
@@ -176,7 +192,7 @@ def cnn2d_probe(paths, cfg=CONFIG, results_dir=RESULTS_DIR, cache_dir=CACHE_DIR,
             raise SerError(f"{results_dir}/cnn2d.json: no raw-input 2D model for clips without a speaker's statistics")
         fallback = max(raws, key=lambda m: res["validation"]["candidates"][m]["score"])
         lone = [Path(p).name for p, k in zip(paths, ok) if not k]
-        log(f"2D CNN: {len(lone)} clip(s) without another clip of the same speaker (RAVDESS speaker) here, so without "
+        log(f"2D CNN: {len(lone)} clip(s) without another clip of the same speaker here, so without "
             f"speaker statistics, classified by '{fallback}' (raw input, best raw validation score) instead of "
             f"'{chosen}': {', '.join(lone)}")
         probs[~ok] = probs_of(fallback, x[~ok])
@@ -200,14 +216,16 @@ def classify(folder, out_csv=None, *, cfg=CONFIG, results_dir=RESULTS_DIR, cache
     paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
     if not paths:
         raise DataError(f"{folder}: no clip could be read: " + "; ".join(f"{p}: {why}" for p, why in skipped))
-    outputs = [probe(paths, cfg, results_dir, cache_dir) for probe in (svm_probe, cnn1d_probe, cnn2d_probe)]
+    speakers = clip_speakers(paths, folder, cfg)
+    outputs = [svm_probe(paths, cfg, results_dir, cache_dir)]
+    outputs += [probe(paths, cfg, results_dir, cache_dir, log=log, speakers=speakers) for probe in (cnn1d_probe, cnn2d_probe)]
     rows, result = [], {"clips": [str(p) for p in paths], "models": {},
                         "skipped": [{"clip": str(p), "reason": why} for p, why in skipped]}
     for name, values in outputs:
         pred = values.argmax(1)
         result["models"][name] = {"pred": [classes[i] for i in pred]}
-        for p, lb, k, v in zip(paths, labels, pred, values):
-            rows.append({"clip": str(p), "split": "", "speaker": "", "true_class": lb or "", "model": name,
+        for p, a, lb, k, v in zip(paths, speakers, labels, pred, values):
+            rows.append({"clip": str(p), "split": "", "speaker": a or "", "true_class": lb or "", "model": name,
                          "predicted_class": classes[k], "correct": "" if lb is None else int(lb == classes[k]),
                          "scores_kind": "decision" if "SVM" in name else "probability",
                          **{f"score_{c}": round(float(x), 4) for c, x in zip(classes, v)}})

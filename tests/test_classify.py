@@ -142,12 +142,31 @@ def test_new_speakers_pool_a_speaker_s_clips_and_leave_lone_clips_to_themselves(
     paths = [Path("a/03-01-05-01-01-01-05.wav"), Path("b/03-01-04-01-02-01-05.wav"),
              Path("03-01-02-01-01-01-06.wav"), Path("take.wav")]
     log = []
-    assert cl.new_speakers(paths, log.append) == [("speaker", 5), ("speaker", 5), ("clip", str(paths[2])),
+    assert cl.new_speakers(paths, log.append) == [("speaker", "5"), ("speaker", "5"), ("clip", str(paths[2])),
                                                   ("clip", str(paths[3]))]
     assert log == ["1D CNN, speaker_rms: no other clip of the same speaker for 2 clip(s), each scaled by its own "
                    "RMS level instead of its speaker's: 03-01-02-01-01-01-06.wav, take.wav"]
     log.clear()
-    assert cl.new_speakers(paths[:2], log.append) == [("speaker", 5), ("speaker", 5)] and log == []
+    assert cl.new_speakers(paths[:2], log.append) == [("speaker", "5"), ("speaker", "5")] and log == []
+    # speakers given: they decide, not the names
+    assert cl.new_speakers(paths, log.append, ["x", "y", "y", None]) == [
+        ("clip", str(paths[0])), ("speaker", "y"), ("speaker", "y"), ("clip", str(paths[3]))]
+
+
+def test_clip_speakers_read_a_speakers_csv_a_pattern_or_any_known_corpus_s_names(tmp_path):
+    import dataclasses
+
+    names = ["03a01Fa.wav", "1001_DFA_ANG_XX.wav", "03-01-05-01-01-01-12.wav", "take_7.wav"]
+    paths = [tmp_path / "clips" / n for n in names]
+    assert cl.clip_speakers(paths) == ["03", "1001", "12", None]  # EmoDB, CREMA-D, RAVDESS, none
+    assert cl.clip_speakers([]) == []
+    pattern = dataclasses.replace(CONFIG, data=dataclasses.replace(CONFIG.data, speaker_pattern=r"take_(?P<speaker>\d+)"))
+    assert cl.clip_speakers(paths, cfg=pattern) == [None, None, None, "7"]
+    (tmp_path / "clips" / "Sad").mkdir(parents=True)
+    (tmp_path / "clips" / "speakers.csv").write_text("path,speaker\nSad/take_7.wav,ann\n03a01Fa.wav,bob\n")
+    inside = [tmp_path / "clips" / "Sad" / "take_7.wav", paths[0], paths[1]]
+    assert cl.clip_speakers(inside, tmp_path / "clips") == ["ann", "bob", None]  # the CSV wins; unlisted: None
+    assert cl.clip_speakers(inside[:1]) == [None]  # default root: the clip's own folder, which has no CSV
 
 
 def _cnn2d_results(results, models, chosen):
@@ -289,8 +308,12 @@ def _expected_class(path):
 def _stand_in(name, offset, probability, where):
     """A probe that reads every clip (an unreadable one would raise), checks it is handed the configuration
     and the build's folders, and answers class (expected + offset)."""
-    def probe(paths, cfg, results_dir, cache_dir):
+    def probe(paths, cfg, results_dir, cache_dir, **kw):
         from ser.data.audio import read_mono
+
+        assert set(kw) == ({"log", "speakers"} if probability else set())
+        if probability:
+            assert kw["speakers"] == cl.clip_speakers(paths, where / "clips") and len(kw["speakers"]) == len(paths)
 
         assert (cfg, results_dir, cache_dir) == (CONFIG, where / "res", where / "cache")
         out = np.full((len(paths), len(CLASSES)), 0.1 if probability else -1.000049)
@@ -345,7 +368,7 @@ def test_classify_predicts_every_clip_with_every_model_and_scores_labelled_clips
         assert r["true_class"] == Path(r["clip"]).parent.name
         assert r["correct"] == str(int(r["true_class"] == r["predicted_class"]))
         assert r["scores_kind"] == ("decision" if r["model"].startswith("spec SVM") else "probability")
-        assert (r["split"], r["speaker"]) == ("", "")  # new clips: of no split, speaker not looked up
+        assert (r["split"], r["speaker"]) == ("", str(int(Path(r["clip"]).stem[-2:])))  # no split; the named actor
         assert set(scores) <= ({-1.0, 2.1235} if r["scores_kind"] == "decision" else {0.1, 0.7001})  # 4 decimals
     text = "\n".join(log)
     assert "spec SVM, SC: accuracy 100.0% (5/5)" in text and "1D CNN, x, seed ensemble: accuracy 0.0% (0/5)" in text

@@ -225,11 +225,11 @@ def test_new_clips_are_grouped_by_speaker_and_lone_clips_named():
              Path("d/03-01-04-01-02-01-01.wav"), Path("d/note.wav")]
     lines = []
     keys = new_speakers(paths, log=lines.append)
-    assert keys[0] == keys[2] == ("speaker", 1)
+    assert keys[0] == keys[2] == ("speaker", "1")
     assert len(set(keys)) == 3 and keys[1] != keys[3]  # two lone clips: two speakers
     assert len(lines) == 1 and "03-01-04-01-01-01-02.wav, note.wav" in lines[0]
     assert "03-01-05-01-01-01-01.wav" not in lines[0]
-    assert new_speakers(paths[:1] + paths[2:3], log=lines.append) == [("speaker", 1)] * 2 and len(lines) == 1
+    assert new_speakers(paths[:1] + paths[2:3], log=lines.append) == [("speaker", "1")] * 2 and len(lines) == 1
     # a lone clip's level is its own RMS
     x = np.stack([sine(0.1), sine(0.3), sine(0.2), sine(0.4)])
     lv = cnn1d.speaker_levels(x, keys)

@@ -253,3 +253,6 @@ def test_predict_falls_back_to_the_best_raw_setting_for_single_clip_speakers(tmp
     _, p2 = cnn2d_probe(paths[:2], cfg, results, log=lines.append)
     np.testing.assert_allclose(p2, probs[:2], atol=1e-6)
     assert lines == []
+    # speakers given by the caller decide, whatever the names say: here all four clips are one speaker's
+    _, p4 = cnn2d_probe(paths, cfg, results, log=lines.append, speakers=["s"] * len(paths))
+    assert lines == [] and not np.allclose(p4[:2], probs[:2], atol=1e-4)

@@ -174,6 +174,26 @@ def resolve_speakers(root: str | Path, rel_paths: Sequence[str], pattern: str = 
                     f"and the file names are not all of one known corpus); {HOW_TO_DECLARE}")
 
 
+def speakers_if_known(root: str | Path, rel_paths: Sequence[str], pattern: str = "") -> list[str | None]:
+    """The speaker of each clip where one is declared, else None: the same
+    sources as :func:`resolve_speakers` (``speakers.csv`` at ``root``, then
+    ``pattern``, then each file name read by any known corpus's recogniser),
+    for clips that need not all have one (new clips to classify)."""
+    rel_paths = [str(p).replace("\\", "/") for p in rel_paths]
+    names = [p.rsplit("/", 1)[-1] for p in rel_paths]
+    csv_path = Path(root) / SPEAKERS_CSV
+    if csv_path.is_file():
+        table = read_speakers_csv(csv_path)
+        return [table.get(p) for p in rel_paths]
+    if pattern.strip().lower() == NO_SPEAKERS:
+        return [None] * len(rel_paths)
+    if pattern:
+        rx = _compile_pattern(pattern)
+        return [_from_name(rx, n) for n in names]
+    return [next((s for corpus, rx in RECOGNISERS.items() if (s := _from_name(rx, n, corpus)) is not None), None)
+            for n in names]
+
+
 def _check_all(speakers, rel_paths, root, why: str) -> None:
     missing = [p for p, s in zip(rel_paths, speakers) if s is None]
     if missing:
