@@ -270,6 +270,7 @@ class History(TypedDict):
 class NetModel(TypedDict):
     """One setting trained on all training clips with every final seed."""
 
+    params: dict[str, Any]  # the candidate's settings (empty for the plain one)
     epochs: int
     seeds: list[int]
     states: list[dict[str, Any]]
@@ -476,8 +477,8 @@ FILES: dict[str, ResultsFile] = {f.key: f for f in (
     ResultsFile("svm", "svm", Svm, 2),
     ResultsFile("anchors", "anchors", Anchors, 2),
     ResultsFile("images", "images", Images, 1),
-    ResultsFile("cnn1d", "cnn1d", Network, 1),
-    ResultsFile("cnn2d", "cnn2d", Network, 1),
+    ResultsFile("cnn1d", "cnn1d", Network, 2),
+    ResultsFile("cnn2d", "cnn2d", Network, 2),
     ResultsFile("fusion", "fusion", Fusion, 1),
     ResultsFile("design", "design", Design, 1),
     ResultsFile("summary", "summary", Summary, 1),

@@ -8,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import tone, write_wav  # noqa: E402
+from ser import results  # noqa: E402
 from ser.models import cnn1d  # noqa: E402
 from ser.config import Cnn1dConfig  # noqa: E402
 from ser.errors import ConfigError, DataError  # noqa: E402
@@ -246,7 +247,7 @@ def test_run_cnn1d_end_to_end(tiny_dataset, tmp_path, monkeypatch):
     # checkpoints: state dicts that load back into the same network
     save_network(res, trained, tmp_path / "models", "cnn1d", tmp_path / "r" / "cnn1d.json")
     on_disk = json.loads((tmp_path / "r" / "cnn1d.json").read_text())
-    assert on_disk == {"schema": "cnn1d/1", **json.loads(json.dumps(res))}  # stamped by ser.results
+    assert on_disk == {"schema": results.FILES["cnn1d"].stamp, **json.loads(json.dumps(res))}  # stamped by ser.results
     paths = on_disk["models"][res["chosen"]]["checkpoints"]
     assert len(paths) == 2
     inp = torch.from_numpy(cnn1d.normalise(x_eval["Test"][:, 0], m["params"]["norm"],

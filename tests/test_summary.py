@@ -82,9 +82,9 @@ def test_tie_with_the_strict_bar_is_not_worse(mean, holds):
 def _cnn2d(settings, split="Test", chosen="none"):
     """settings: {name: (validation score, mean, lo, hi, std)}."""
     return {
-        "chosen": chosen,
+        "chosen": chosen, "declared": {"model": "single"},
         "validation": {"candidates": {n: {"score": v[0]} for n, v in settings.items()}},
-        "models": {n: {"splits": {split: {"summary": {"mean": v[1], "mean_ci95": [v[2], v[3]], "std": v[4]},
+        "models": {n: {"params": {}, "splits": {split: {"summary": {"mean": v[1], "mean_ci95": [v[2], v[3]], "std": v[4]},
                                           "ensemble": _ev(v[1])}}}
                    for n, v in settings.items()},
     }
@@ -194,7 +194,8 @@ def _full(test_svm, test_ens, confirm_svm, confirm_ens):
     preds = {c: {s: {"keys": keys[s][::-1], "y_true": y[s][::-1], "ensemble_pred": list(p[s])[::-1],
                      "pred_per_seed": {"0": list(p[s])[::-1]}} for s in keys}
              for c, p in (("none", svm_pred), ("spec", ens))}
-    net = {"chosen": "spec", "declared": {"model": "ensemble"}, "predictions": preds}
+    net = {"chosen": "spec", "declared": {"model": "ensemble"}, "predictions": preds,
+           "models": {c: {"params": {}} for c in preds}}
     return svm, net, y
 
 
@@ -380,17 +381,17 @@ def test_helps_or_hurts_only_when_validation_and_the_split_agree(d_val, d_test, 
     assert (o["val_gain"], o["test_gain"]) == (d_val, d_test)
 
 
-def test_without_a_declared_model_the_verdict_is_on_the_seeds_mean():
+def test_a_single_declared_model_s_verdict_is_on_the_seeds_mean():
     from ser.evaluate.summary import declared_predictions
 
     head = _head(0.5, 0.4375, 0.5625, ens=0.625)
     assert compare(head, BASE)["declared"] == "single" and compare(head, BASE)["declared_accuracy"] == 0.5
     svm, nets, _ = _two_splits()
-    undeclared = {k: v for k, v in nets["cnn2d"].items() if k != "declared"}
-    row = build_summary(svm, {"cnn2d": undeclared})["splits"]["Test"]["cnn2d"]
+    single = {**nets["cnn2d"], "declared": {"model": "single"}}
+    row = build_summary(svm, {"cnn2d": single})["splits"]["Test"]["cnn2d"]
     assert (row["declared"], row["declared_accuracy"]) == ("single", 0.5625)
     svm2, net, _ = _full([0] * 8, [0, 1] * 4, [0] * 8, [0] * 8)
-    del net["declared"]
+    net["declared"]["model"] = "single"
     assert declared_predictions(net, "Test", svm2["keys"]["Test"]).shape == (1, 8)
 
 

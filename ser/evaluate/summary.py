@@ -62,8 +62,7 @@ def compare(head: dict, baseline: dict, declared: str = "single") -> dict:
 def augmentation_settings(cnn2d: dict) -> list[str]:
     """The 2D candidates of the augmentation experiment (item h): those on the
     task's images, not the speaker-normalised ones."""
-    models = cnn2d.get("models") or {n: {} for n in cnn2d["predictions"]}
-    return [n for n, m in models.items() if m.get("params", {}).get("input", "raw") == "raw"]
+    return [n for n, m in cnn2d["models"].items() if m["params"].get("input", "raw") == "raw"]
 
 
 def augmentation_verdict(cnn2d: dict, split: str = "Test") -> dict:
@@ -111,7 +110,7 @@ def declared_predictions(net: dict, split: str, keys) -> np.ndarray:
     ``keys``: the seed ensemble's, or for a single model every seed's
     [shape=(n_seeds, n_clips)] (its accuracy is the mean over seeds)."""
     p = net["predictions"][net["chosen"]][split]
-    if net.get("declared", {}).get("model", "single") == "ensemble":
+    if net["declared"]["model"] == "ensemble":
         return _by_key(p["keys"], p["ensemble_pred"], keys)
     return np.stack([_by_key(p["keys"], v, keys) for v in p["pred_per_seed"].values()])
 
@@ -209,7 +208,7 @@ def build_summary(svm: dict, nets: dict[str, dict | None], fusion: dict | None =
         row = {"svm": svm_baseline(svm, split)}
         for key, net in nets.items():
             if net is not None:
-                row[key] = compare(headline(net, split), row["svm"], net.get("declared", {}).get("model", "single"))
+                row[key] = compare(headline(net, split), row["svm"], net["declared"]["model"])
         if fusion is not None:
             for name, r in fusion["models"].items():
                 acc = r["splits"][split]["accuracy"]

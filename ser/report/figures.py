@@ -91,7 +91,7 @@ def compact_per_speaker(svm: dict) -> bool:
     split has more than :data:`MAX_SPEAKERS_AS_LINES` speakers."""
     kinds = svm["readings"]["hz"]["kinds"]
     first = next(iter(kinds.values()))
-    return any(len(t.get("per_speaker") or {}) > MAX_SPEAKERS_AS_LINES for t in first["spec"]["splits"].values())
+    return any(len(t["per_speaker"]) > MAX_SPEAKERS_AS_LINES for t in first["spec"]["splits"].values())
 
 
 def svm_accuracy_figure(svm: dict, path) -> None:

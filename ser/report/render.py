@@ -69,7 +69,7 @@ MANY_SPEAKERS = 12
 def speaker_words(card: dict | None) -> dict[str, str]:
     """What the report calls a speaker: the card's ``speaker_source.word``
     ("actor" for RAVDESS, "speaker" otherwise; "speaker" without a card)."""
-    word = ((card or {}).get("speaker_source") or {}).get("word") or "speaker"
+    word = card["speaker_source"]["word"] if card else "speaker"
     return {"spk": word, "spks": word + "s", "Spk": word.capitalize(), "Spks": word.capitalize() + "s"}
 
 
@@ -108,10 +108,10 @@ def _classes_of_keys(keys, classes) -> dict[str, int]:
 def speaker_facts(split: dict) -> dict:
     """Speakers of one split of the card and their clips: the list, whether
     every speaker has as many clips, and the range."""
-    per = split.get("clips_per_speaker") or {}
-    speakers = [str(s) for s in split.get("speakers") or []]
+    per = split["clips_per_speaker"]
+    speakers = [str(s) for s in split["speakers"]]
     counts = [per[s] for s in speakers if s in per] or [per[k] for k in per]
-    out = {"n": len(speakers), "speakers": speakers, "known": bool(split.get("speakers_known", bool(speakers))),
+    out = {"n": len(speakers), "speakers": speakers, "known": split["speakers_known"],
            "per_speaker": {s: per[s] for s in speakers if s in per}, "many": len(speakers) > MANY_SPEAKERS}
     if counts:
         srt = sorted(counts)
@@ -138,10 +138,8 @@ def describe_folds(v: dict, words: dict[str, str], n_train_speakers: int | None 
     over the short labels).
     """
     spk, spks, Spk = words["spk"], words["spks"], words["Spk"]
-    scheme = str(v.get("scheme", ""))
-    folds = [str(f) for f in v.get("folds", [])]
-    n = int(v.get("n_folds", len(folds)))
-    independent = bool(v.get("speaker_independent", "clips" not in scheme))
+    scheme, n, independent = v["scheme"], v["n_folds"], v["speaker_independent"]
+    folds = [str(f) for f in v["folds"]]
     over = f"{n_train_speakers} training {spks}" if n_train_speakers else f"the training {spks}"
     if scheme.startswith("leave-one-"):
         kind = "loso"
@@ -166,12 +164,11 @@ def _recognised_corpus(results: dict) -> str | None:
     """The corpus whose file names every clip has (RAVDESS, CREMA-D, EmoDB), or None."""
     from ser.data.speakers import RECOGNISERS
 
-    card = results.get("data") or {}
-    src = card.get("speaker_source") or {}
-    if src.get("kind") == "recogniser":
-        return src.get("detail")
-    keys = [k for ks in ((results.get("svm") or {}).get("keys") or {}).values() for k in ks]
-    keys += list((results.get("mel_examples") or {}).get("clips") or [])
+    src = results["data"]["speaker_source"] if "data" in results else None
+    if src is not None and src["kind"] == "recogniser":
+        return src["detail"]
+    keys = [k for ks in results["svm"]["keys"].values() for k in ks] if "svm" in results else []
+    keys += results["mel_examples"]["clips"] if "mel_examples" in results else []
     names = [str(k).rsplit("/", 1)[-1] for k in keys]
     for corpus, rx in RECOGNISERS.items():
         if names and all(rx.match(n) for n in names):
@@ -186,7 +183,7 @@ def speaker_spread(svm: dict | None) -> dict | None:
     if not svm:
         return None
     accs = [a for k in svm["readings"]["hz"]["kinds"].values() for m in ("spec", "tuned")
-            for t in k[m]["splits"].values() for a in (t.get("per_speaker") or {}).values()]
+            for t in k[m]["splits"].values() for a in t["per_speaker"].values()]
     return {"min": min(accs), "max": max(accs)} if accs else None
 
 
@@ -216,17 +213,14 @@ def corpus_facts(results: dict[str, dict]) -> dict:
     ``protocol`` (the one scheme they share, or None when they differ or none
     is recorded).
     """
-    card = results.get("data") or {}
-    svm = results.get("svm") or {}
+    card, svm = results.get("data"), results.get("svm")  # None: the build has no such file (yet)
     words = speaker_words(card)
-    classes = list(card.get("classes") or svm.get("classes") or [])
+    classes = card["classes"] if card else svm["classes"] if svm else []
     splits = {}
-    if card.get("splits"):
-        for name, s in card["splits"].items():
-            splits[name] = {"balance": class_balance({c: s["per_class"].get(c, 0) for c in classes} if classes
-                                                     else s["per_class"]),
-                            "speakers": speaker_facts(s)}
-    for name, keys in (svm.get("keys") or {}).items():
+    for name, s in (card["splits"] if card else {}).items():
+        splits[name] = {"balance": class_balance({c: s["per_class"].get(c, 0) for c in classes}),
+                        "speakers": speaker_facts(s)}
+    for name, keys in (svm["keys"] if svm else {}).items():
         if name not in splits:
             splits[name] = {"balance": class_balance(_classes_of_keys(keys, classes)), "speakers": None}
     for name, s in splits.items():
@@ -236,32 +230,29 @@ def corpus_facts(results: dict[str, dict]) -> dict:
     if len(chances) > 1:  # say which split each balanced rate belongs to
         chances = [t if not splits[s]["balance"]["balanced"] else f"{t} on {s}"
                    for s, t in ((s, splits[s]["chance_text"]) for s in eval_splits)]
-    train = splits.get("Train", {}).get("speakers")
+    train = splits["Train"]["speakers"] if "Train" in splits else None
     n_train = train["n"] if train and train["known"] and train["n"] else None
     schemes = {}
-    kinds = ((svm.get("readings") or {}).get("hz") or {}).get("kinds") or {}
-    first = next(iter(kinds.values()), None)
-    if first is not None and isinstance(first.get("folds"), dict):
+    if svm:  # every feature kind of every reading has the same folds
+        first = next(iter(next(iter(svm["readings"].values()))["kinds"].values()))
         schemes["svm"] = describe_folds(first["folds"], words, n_train)
     for net in ("cnn1d", "cnn2d"):
-        v = (results.get(net) or {}).get("validation")
-        if isinstance(v, dict) and "scheme" in v:
-            schemes[net] = describe_folds(v, words, n_train)
+        if net in results:
+            schemes[net] = describe_folds(results[net]["validation"], words, n_train)
     texts = {(s["text"], s["independent"]) for s in schemes.values()}
     protocol = next(iter(schemes.values())) if len(texts) == 1 else None
-    src = card.get("speaker_source") or {}
-    return {**words, "source_text": src.get("text"), "source_kind": src.get("kind"),
+    src = card["speaker_source"] if card else None
+    speakers_known = train["known"] if train else True
+    return {**words, "source_text": src and src["text"], "source_kind": src and src["kind"],
             "corpus": _recognised_corpus(results), "classes": classes, "n_classes": len(classes),
             "many_classes": len(classes) > 5, "splits": splits, "eval_splits": eval_splits,
             "chance_text": "; ".join(chances),
             "unbalanced_splits": [s for s in eval_splits if not splits[s]["balance"]["balanced"]],
             "show_uar": any(not splits[s]["balance"]["balanced"] for s in eval_splits),
-            "speaker_spread": speaker_spread(svm or None),
+            "speaker_spread": speaker_spread(svm),
             "per_speaker_compact": _per_speaker_compact(svm),
-            "speakers_known": bool(card.get("splits", {}).get("Train", {}).get("speakers_known", True)),
-            "schemes": schemes, "protocol": protocol,
-            "independent": all(s["independent"] for s in schemes.values()) if schemes else
-            bool(card.get("splits", {}).get("Train", {}).get("speakers_known", True))}
+            "speakers_known": speakers_known, "schemes": schemes, "protocol": protocol,
+            "independent": all(s["independent"] for s in schemes.values()) if schemes else speakers_known}
 
 
 def report_env(report_dir, results: dict[str, dict]):
@@ -271,7 +262,7 @@ def report_env(report_dir, results: dict[str, dict]):
     words), which imported macros see too."""
     env = make_env(report_dir)
     facts = corpus_facts(results)
-    train = facts["splits"].get("Train", {}).get("speakers")
+    train = facts["splits"]["Train"]["speakers"] if "Train" in facts["splits"] else None
     n_train = train["n"] if train and train["known"] and train["n"] else None
     words = speaker_words(results.get("data"))
     env.globals.update(corpus=facts, folds_of=lambda v: describe_folds(v, words, n_train), **words)
