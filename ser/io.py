@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import secrets
 import shutil
 from pathlib import Path
@@ -93,7 +92,7 @@ def atomic_dir(path: str | os.PathLike):
 def save_json(path, data) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(data, indent=1) + "\n")  # keys in the order the build wrote them
 
 
 def load_json(path):
@@ -136,5 +135,5 @@ def map_clips(fn, paths, *, workers: int | None = None, desc: str = ""):
 
     workers = workers or default_workers()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(tqdm(pool.map(fn, paths), total=len(paths), desc=desc, file=sys.stderr,
-                         disable=not desc, mininterval=1.0))
+        # tqdm writes to stderr; at most one refresh a second keeps a long build's log short
+        return list(tqdm(pool.map(fn, paths), total=len(paths), desc=desc, disable=not desc, mininterval=1.0))

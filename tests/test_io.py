@@ -292,6 +292,40 @@ def test_map_clips_shows_progress_on_stderr_only_when_named(capsys):
     assert out.out == "" and "clips" in out.err and "3/3" in out.err
 
 
+def test_map_clips_refreshes_its_progress_at_most_once_a_second(monkeypatch):
+    import tqdm
+
+    from ser.io import map_clips
+
+    seen = []
+    real = tqdm.tqdm
+
+    def spy(*args, **kw):
+        seen.append(kw)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(tqdm, "tqdm", spy)
+    assert map_clips(str, [1, 2], workers=1, desc="clips") == ["1", "2"]
+    assert seen[0]["mininterval"] == 1.0 and seen[0]["total"] == 2 and seen[0]["desc"] == "clips"
+
+
+def test_temporary_names_are_hidden_random_and_tried_100_times(tmp_path, monkeypatch):
+    import re
+    import secrets
+
+    with atomic_path(tmp_path / "r.json") as tmp:
+        assert re.fullmatch(r"\.r\.json\.[0-9a-f]{8}\.json", tmp.name)
+    with atomic_path(tmp_path / "r.json", suffix=".part") as tmp:
+        assert re.fullmatch(r"\.r\.json\.[0-9a-f]{8}\.part", tmp.name)
+    tries = []
+    monkeypatch.setattr(secrets, "token_hex", lambda n: tries.append(n) or "cccc")
+    (tmp_path / ".z.txt.cccc.txt").write_text("taken")
+    with pytest.raises(FileExistsError, match=r"no free temporary name \.z\.txt\.\*\.txt"):
+        with atomic_path(tmp_path / "z.txt"):
+            pass
+    assert tries == [4] * 100
+
+
 @pytest.mark.parametrize("cpus, workers", [(None, 1), (1, 1), (2, 2), (6, 6), (64, 8)])
 def test_default_workers_is_the_cores_up_to_8(monkeypatch, cpus, workers):
     from ser.io import default_workers
