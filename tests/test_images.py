@@ -350,22 +350,27 @@ def test_export_images_passes_every_image_option_on(tiny_dataset, tmp_path):
     src = tiny_dataset / "Train" / "Angry" / "03-01-05-01-01-01-01.wav"
     write_wav(src, np.concatenate([np.zeros(4000, np.float32), tone(500, 16000, 0.5)]), 16000)  # 0.25 s silence first
     mel = dataclasses.replace(CONFIG.mel, n_mels=32, n_fft=512)
-    changed = {"fix_floor": True, "dynamic_range": None, "low_at_bottom": True, "window": "start",
-               "onset": OnsetConfig(margin_s=0.2)}
-    for i, opts in enumerate((dict(fix_floor=False), dict(dynamic_range=3.0, low_at_bottom=False, window="onset",
-                                                           onset=OnsetConfig(margin_s=0.0)))):
+    changed = {"dynamic_range": None, "window": "start", "onset": OnsetConfig(margin_s=0.2)}
+    # (a dynamic range, or a window without digital silence, hides the floor: each set shows its options)
+    for i, opts in enumerate((dict(fix_floor=False), dict(fix_floor=True, low_at_bottom=False), dict(dynamic_range=3.0),
+                              dict(window="onset", onset=OnsetConfig(margin_s=0.0)))):
         lines = []
         recs = export_images(tiny_dataset, tmp_path / f"img{i}", mel_cfg=mel, n_frames=30, log=lines.append, **opts)
         (r,) = [r for r in recs if r["path"].endswith("Train/Angry/03-01-05-01-01-01-01.png")]
         img = read_png(r["path"])
         assert np.array_equal(img, clip_image(src, mel_cfg=mel, n_frames=30, **opts))
         for k in opts:  # each option changes the image: so each one was passed on
-            assert not np.array_equal(img, clip_image(src, mel_cfg=mel, n_frames=30, **{**opts, k: changed[k]})), k
-    assert len(lines) == 1 and lines[0].startswith("images: 16 written (") and "speaker" not in lines[0]
-    assert 0 <= float(lines[0].split("(")[1].split(" s)")[0]) < 600
+            other = (not opts[k]) if isinstance(opts[k], bool) else changed[k]
+            assert not np.array_equal(img, clip_image(src, mel_cfg=mel, n_frames=30, **{**opts, k: other})), k
+        assert len(lines) == 1 and lines[0].startswith("images: 16 written (") and "speaker" not in lines[0]
+        assert 0 <= float(lines[0].split("(")[1].split(" s)")[0]) < 600
     # 200 frames by default
     recs = export_images(tiny_dataset, tmp_path / "default", mel_cfg=mel)
     assert read_png(recs[0]["path"]).shape == (32, 200)
+    # by default: the floor fixed, no dynamic range, low bands at the bottom, the file's start
+    (r,) = [r for r in recs if r["path"].endswith("Train/Angry/03-01-05-01-01-01-01.png")]
+    assert np.array_equal(read_png(r["path"]), clip_image(src, mel_cfg=mel, n_frames=200, fix_floor=True,
+                                                          dynamic_range=None, low_at_bottom=True, window="start"))
 
 
 def test_errors_name_what_is_wrong():
@@ -377,6 +382,14 @@ def test_errors_name_what_is_wrong():
         log_mel_image(np.ones((2, 2)), dynamic_range=0.0)
     X = np.array([[1.0, np.e ** -0.25, np.e ** -1]])
     assert log_mel_image(X, dynamic_range=0.5, low_at_bottom=False).tolist() == [[255, 127, 0]]  # under 1 is fine
+
+
+def test_log_mel_rejects_negative_and_non_finite_values_by_name():
+    from ser.features.images import log_mel
+
+    for bad in (-np.ones((2, 2)), np.full((2, 2), np.nan), np.full((2, 2), np.inf)):
+        with pytest.raises(DataError, match="^spectrogram holds negative or non-finite values$"):
+            log_mel(bad)
 
 
 def test_log_mel_and_empty_ranges_keep_their_dtypes():

@@ -142,6 +142,9 @@ def test_export_writes_both_trees_and_leaves_the_raw_images_alone(tiny_dataset, 
         want = speaker_norm_image(clip_mel(tiny_dataset / r["key"], **mel_kw), mean, std)
         assert np.array_equal(read_png(r["path_speaker"]), want)
     assert not np.array_equal(read_png(both[0]["path_speaker"]), read_png(both[0]["path"]))
+    # the orientation reaches the speaker images too
+    up = _export(tiny_dataset, tmp_path / "up", speaker_norm=True, low_at_bottom=False)
+    assert all(np.array_equal(read_png(u["path_speaker"]), read_png(b["path_speaker"])[::-1]) for u, b in zip(up, both))
 
 
 def test_a_speaker_is_split_and_speaker(tiny_dataset, tmp_path):

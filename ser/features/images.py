@@ -202,8 +202,9 @@ def speaker_row_stats(stats, *, std_floor: float = STD_FLOOR) -> tuple[np.ndarra
     for c, s1, sq1 in stats:
         n, s, sq = n + c, s + s1, sq + sq1
     has = n > 0
-    mean = np.divide(s, n, out=np.zeros_like(s), where=has)
-    var = np.divide(sq, n, out=np.zeros_like(s), where=has) - mean ** 2
+    per = np.where(has, n, 1.0)  # rows without signal: divided by 1, then set to 0
+    mean = np.where(has, s / per, 0.0)
+    var = np.where(has, sq / per, 0.0) - mean ** 2
     std = np.where(has, np.maximum(np.sqrt(np.clip(var, 0.0, None)), std_floor), 1.0)
     return mean, std
 
