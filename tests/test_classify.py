@@ -267,6 +267,14 @@ def test_svm_probe_refits_the_spec_svm_of_the_best_kind_on_training_rows_only(tm
     assert name == "spec SVM, SBW"
     assert dec.shape == (8, 4)
     assert dec.argmax(1).tolist() == y.tolist()
+    # the decision values are the spec parameters' own, fitted on the training rows: another C moves them
+    from ser.models.svm import pipeline_of
+
+    Xtr = X["X_hz_SBW"]
+    want = pipeline_of(spec).fit(Xtr, y).decision_function(Xtr)
+    np.testing.assert_allclose(dec, want, rtol=1e-9, atol=1e-12)
+    other_c = pipeline_of({**spec, "C": 1.0}).fit(Xtr, y).decision_function(Xtr)
+    assert not np.allclose(other_c, want, atol=1e-3)
 
 
 @pytest.mark.slow
