@@ -63,7 +63,7 @@ DEFAULT_MODULES = [
 COPIED = ["ser", "tests", "dodo.py", "deps.py", "report", "configs", "pytest.ini", "bench"]
 ALSO_COPY = [p for p in COPIED if p not in ("ser", "tests")]
 DEFAULT_TESTS = ["tests/"]
-FAST_ONLY = ["-m", "not slow", "-p", "no:cacheprovider"]
+FAST_ONLY = ["-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]  # in mutmut's process: no xdist workers
 # mutmut's statuses, grouped into the report's columns.
 COLUMNS = ["made", "killed", "survived", "other", "no tests"]
 COLUMN_OF = {"killed": "killed", "survived": "survived", "no tests": "no tests"}
