@@ -149,6 +149,10 @@ def test_new_speakers_pool_a_speaker_s_clips_and_leave_lone_clips_to_themselves(
                    "RMS level instead of its speaker's: 03-01-02-01-01-01-06.wav, take.wav"]
     log.clear()
     assert cl.new_speakers(paths[:2], log.append) == [("speaker", "5"), ("speaker", "5")] and log == []
+    # the configuration's speaker_pattern is read
+    pattern = dataclasses.replace(CONFIG, data=dataclasses.replace(CONFIG.data, speaker_pattern=r"^(?P<speaker>\w)"))
+    assert [k for k, _ in cl.new_speakers(paths, log.append, cfg=pattern)] == ["speaker", "speaker", "speaker", "clip"]
+    log.clear()
     # speakers given: they decide, not the names
     assert cl.new_speakers(paths, log.append, ["x", "y", "y", None]) == [
         ("clip", str(paths[0])), ("speaker", "y"), ("speaker", "y"), ("clip", str(paths[3]))]
@@ -168,6 +172,10 @@ def test_clip_speakers_read_a_speakers_csv_a_pattern_or_any_known_corpus_s_names
     inside = [tmp_path / "clips" / "Sad" / "take_7.wav", paths[0], paths[1]]
     assert cl.clip_speakers(inside, tmp_path / "clips") == ["ann", "bob", None]  # the CSV wins; unlisted: None
     assert cl.clip_speakers(inside[:1]) == [None]  # default root: the clip's own folder, which has no CSV
+    assert cl.clip_speakers(inside[:1], tmp_path / "clips") == ["ann"]  # the given root, not the clip's folder
+    elsewhere = tmp_path / "other" / "03-01-05-01-01-01-09.wav"
+    assert cl.clip_speakers([elsewhere, inside[0]], tmp_path / "clips") == [None, "ann"]  # outside root: by its name,
+    # and the CSV, once there, is the only source
 
 
 def _cnn2d_results(results, models, chosen):
@@ -325,6 +333,7 @@ def _stand_in(name, offset, probability, where):
         assert set(kw) == ({"log", "speakers"} if probability else set())
         if probability:
             assert kw["speakers"] == cl.clip_speakers(paths, where / "clips") and len(kw["speakers"]) == len(paths)
+            kw["log"](f"{name}: a word from the probe")  # reaches classify's log, not stdout
 
         assert (cfg, results_dir, cache_dir) == (CONFIG, where / "res", where / "cache")
         out = np.full((len(paths), len(CLASSES)), 0.1 if probability else -1.000049)
@@ -384,6 +393,20 @@ def test_classify_predicts_every_clip_with_every_model_and_scores_labelled_clips
     text = "\n".join(log)
     assert "spec SVM, SC: accuracy 100.0% (5/5)" in text and "1D CNN, x, seed ensemble: accuracy 0.0% (0/5)" in text
     assert "  Angry                  0       2       0       0" in text
+    assert "1D CNN, x, seed ensemble: a word from the probe" in text and "2D CNN, y, seed ensemble: a word" in text
+
+
+def test_the_csv_names_each_clip_s_speaker_from_a_speakers_csv_in_the_folder_given(batch):
+    """One class folder: the folder given, not the clips' own folder, holds the speakers.csv."""
+    clips = batch / "clips"
+    for name in ("take_1.wav", "take_2.wav", "take_3.wav"):
+        write_wav(clips / "Sad" / name, tone(300, 16000, 0.1))
+    (clips / "speakers.csv").write_text("path,speaker\nSad/take_1.wav,ann\nSad/take_2.wav,bob\n")
+    cl.classify(clips, batch / "p.csv", log=lambda m: None)
+    rows = _rows(batch / "p.csv")
+    assert len(rows) == 9
+    assert {(Path(r["clip"]).name, r["speaker"]) for r in rows} == {("take_1.wav", "ann"), ("take_2.wav", "bob"),
+                                                                  ("take_3.wav", "")}  # not listed: no speaker
 
 
 def test_loose_clips_are_classified_without_truth_or_accuracy(batch):
@@ -517,11 +540,12 @@ CFG_B = dataclasses.replace(
 
 
 def _recording(seed, sr=48000):
-    """0.3 s of near silence, then 0.9 s of a pitched, noisy, rising sound (48 kHz)."""
+    """0.05 s of digital silence, 0.25 s of near silence, then 0.9 s of a pitched, noisy, rising sound (48 kHz)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(0.9 * sr)) / sr
     voice = 0.3 * np.sin(2 * np.pi * (150 + 40 * seed) * t * (1 + t)) + 0.05 * rng.standard_normal(len(t))
-    return np.concatenate([0.001 * rng.standard_normal(int(0.3 * sr)), voice * np.linspace(0.5, 1, len(t))])
+    return np.concatenate([np.zeros(int(0.05 * sr)), 0.001 * rng.standard_normal(int(0.25 * sr)),
+                           voice * np.linspace(0.5, 1, len(t))])
 
 
 def _build_data(root):
@@ -571,9 +595,12 @@ def test_cnn1d_probe_reads_each_clip_as_the_build_fed_it_to_the_network(tmp_path
 
 
 @pytest.mark.parametrize("speaker, image", [
-    (False, dict(fix_floor=False, low_at_bottom=True)), (False, dict(fix_floor=True, low_at_bottom=False)),
-    (True, dict(fix_floor=True, low_at_bottom=True, dynamic_range=None, speaker_norm=("spectrogram",)))],
-    ids=["raw images", "raw images, other floor and orientation", "speaker-normalised images"])
+    (False, dict(fix_floor=False, low_at_bottom=True)),
+    (False, dict(fix_floor=True, low_at_bottom=False, dynamic_range=None, window="start")),  # the floor in sight
+    (True, dict(fix_floor=True, low_at_bottom=True, dynamic_range=None, speaker_norm=("spectrogram",))),
+    (True, dict(fix_floor=True, low_at_bottom=False, dynamic_range=None, speaker_norm=("spectrogram",)))],
+    ids=["raw images", "raw images, other floor, orientation and window", "speaker-normalised images",
+         "speaker-normalised images, low bands on top"])
 def test_cnn2d_probe_classifies_each_clip_from_the_image_the_build_exported(tmp_path, speaker, image):
     """The build's own export (ser.pipeline.build_images), read back as the build's 2D CNN reads it."""
     from ser import results

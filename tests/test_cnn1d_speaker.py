@@ -284,3 +284,9 @@ def test_run_with_speaker_rms_levels_each_split_by_its_own_speakers(tiny_dataset
                               tmp_path / "results", log=lines.append)
     assert name == f"1D CNN, {res['chosen']}, seed ensemble" and lines == []
     np.testing.assert_allclose(probs, res["predictions"][res["chosen"]]["Test"]["ensemble_proba"], atol=1e-6)
+    # speakers given by the caller decide the levels, whatever the names say: here one speaker for all
+    grouped, levels = [], cnn1d.speaker_levels
+    monkeypatch.setattr(cnn1d, "speaker_levels", lambda x, keys: grouped.append(keys) or levels(x, keys))
+    cnn1d_probe([c.path for c in test], dataclasses.replace(Config(), cnn1d=cfg), tmp_path / "results",
+                log=lines.append, speakers=["s"] * len(test))
+    assert lines == [] and grouped == [[("speaker", "s")] * len(test)]
