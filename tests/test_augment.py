@@ -454,6 +454,13 @@ def test_documented_defaults(fn, kw):
     assert torch.equal(fn(x, _gen(4)), fn(x, _gen(4), **kw))
 
 
+@pytest.mark.parametrize("field, fn", [("hflip_p", A.hflip), ("vflip_p", A.vflip)])
+def test_flip_probability_reaches_the_flip(field, fn):
+    x = _batch(n=12, h=6, w=6, seed=2)
+    out = A.make_augment(A.AugmentSpec(**{field: 0.9}))(x, _gen(8))
+    assert torch.equal(out, fn(x, _gen(8), 0.9)) and not torch.equal(out, fn(x, _gen(8), 0.5))
+
+
 def test_mixup_default_alpha_is_0_2():
     x, y = _batch(n=8), torch.eye(8)
     a, b = A.mixup(x, y, _gen(4)), A.mixup(x, y, _gen(4), 0.2)
