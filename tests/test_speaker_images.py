@@ -163,10 +163,13 @@ def test_export_needs_a_speaker_for_every_clip(tiny_dataset, tmp_path):
     calm = tiny_dataset / "Train" / "Calm"
     shutil.copy(calm / "03-01-02-01-01-01-01.wav", calm / "clip.wav")
     _export(tiny_dataset, tmp_path / "plain", speaker_pattern="none")  # raw images need no speaker
-    with pytest.raises(DataError, match=r"Angry/03-01-05-01-01-01-01\.wav \(and 16 more\): speaker normalisation needs the speaker"):
+    with pytest.raises(DataError, match=r"Angry/03-01-05-01-01-01-01\.wav \(and 16 more\): speaker normalisation needs "
+                       r"the speaker, and the data set declares none; drop the speaker-normalised candidates "
+                       r"\(\[cnn2d\] speaker_norm = \[\]\)$"):
         _export(tiny_dataset, tmp_path / "spk", speaker_norm=True, speaker_pattern="none")
     assert not list((tmp_path / "spk").rglob("*.png"))  # refused before any work
-    with pytest.raises(ConfigError, match="dynamic_range"):
+    with pytest.raises(ConfigError, match=r"^dynamic_range=5.0 \(log units\) cannot be combined with speaker "
+                       r"normalisation \(the normalised values are in units of the speaker's spread\)$"):
         _export(tiny_dataset, tmp_path / "dr", speaker_norm=True, dynamic_range=5.0, speaker_pattern="none")
 
 
