@@ -726,3 +726,16 @@ def test_run_protocol_logs_each_stage_and_times_it():
     run_protocol(_timed(stub), {"a": {"name": "a"}}, X, Y, GROUPS, classes=CLASSES, load_eval=lambda: [],
                  pcfg=pcfg, log=lines.append)
     assert "a seed 0 epoch 1/1" in lines and "a seed 0: trained 1 epochs (2 s)" in lines
+
+
+def test_final_is_the_chosen_candidate_by_default_and_nothing_else_is_accepted():
+    levels = {"a": 0.6, "b": 0.4}
+    stub = Stub(lambda params, speaker, seed: [levels[params["name"]]] * 2)
+    cands = {"a": {"name": "a"}, "b": {"name": "b"}}
+    with pytest.raises(ValueError, match="final must be 'chosen' or 'all', got 'chosn'"):
+        _run(stub, cands, final="chosn")
+    assert stub.fits == []  # refused before any training
+    pcfg = ProtocolConfig(max_epochs=2, smooth_epochs=1, val_seeds=(0,), seeds=(0,))
+    res, trained = run_protocol(stub.learner, cands, X, Y, GROUPS, classes=CLASSES, load_eval=lambda: [TEST], pcfg=pcfg,
+                                log=_quiet)
+    assert res["chosen"] == "a" and list(trained) == list(res["models"]) == ["a"]

@@ -350,6 +350,8 @@ def run_protocol(learner: Learner, candidates: dict[str, dict], x, y, groups, *,
     trained : dict
         ``{candidate: [Trained, ...]}`` in seed order, for the caller to save.
     """
+    if final not in ("chosen", "all"):  # before any training: a typo must not quietly train the chosen one only
+        raise ValueError(f"final must be 'chosen' or 'all', got {final!r}")
     t_start = time.perf_counter()
     timings = {}
     y = np.asarray(y)
