@@ -109,7 +109,7 @@ def test_bad_statistics_are_rejected():
     X = _clips()[0]
     with pytest.raises(DataError, match="do not fit"):
         speaker_norm_image(X, np.zeros(3), np.ones(3))
-    with pytest.raises(DataError, match="at least one clip"):
+    with pytest.raises(DataError, match="^a speaker needs at least one clip for its statistics$"):
         speaker_row_stats([])
 
 
