@@ -597,9 +597,11 @@ def test_cnn1d_probe_reads_each_clip_as_the_build_fed_it_to_the_network(tmp_path
 @pytest.mark.parametrize("speaker, image", [
     (False, dict(fix_floor=False, low_at_bottom=True)),
     (False, dict(fix_floor=True, low_at_bottom=False, dynamic_range=None, window="start")),  # the floor in sight
+    (False, dict(fix_floor=False, dynamic_range=None, window="start")),  # the raw floor in sight
     (True, dict(fix_floor=True, low_at_bottom=True, dynamic_range=None, speaker_norm=("spectrogram",))),
     (True, dict(fix_floor=True, low_at_bottom=False, dynamic_range=None, speaker_norm=("spectrogram",)))],
-    ids=["raw images", "raw images, other floor, orientation and window", "speaker-normalised images",
+    ids=["raw images", "raw images, other floor, orientation and window", "raw images, the floor unfixed",
+         "speaker-normalised images",
          "speaker-normalised images, low bands on top"])
 def test_cnn2d_probe_classifies_each_clip_from_the_image_the_build_exported(tmp_path, speaker, image):
     """The build's own export (ser.pipeline.build_images), read back as the build's 2D CNN reads it."""
