@@ -218,7 +218,8 @@ def classify(folder, out_csv=None, *, cfg=CONFIG, results_dir=RESULTS_DIR, cache
         raise DataError(f"{folder}: no clip could be read: " + "; ".join(f"{p}: {why}" for p, why in skipped))
     speakers = clip_speakers(paths, folder, cfg)
     outputs = [svm_probe(paths, cfg, results_dir, cache_dir)]
-    outputs += [probe(paths, cfg, results_dir, cache_dir, log=log, speakers=speakers) for probe in (cnn1d_probe, cnn2d_probe)]
+    outputs += [probe(paths, cfg, results_dir, cache_dir, log=log, speakers=speakers)
+                for probe in (cnn1d_probe, cnn2d_probe)]
     rows, result = [], {"clips": [str(p) for p in paths], "models": {},
                         "skipped": [{"clip": str(p), "reason": why} for p, why in skipped]}
     for name, values in outputs:

@@ -110,8 +110,9 @@ def build_anchors(data_dir, out_npz, out_json, cfg) -> None:
         say(f"anchor {kind}: tuned {kinds[kind]['tuned']['params']} cv {kinds[kind]['tuned']['cv_mean']:.3f}; "
             + ", ".join(f"{n}: cv {r['cv_mean']:.3f}" for n, r in by.items()))
         seconds[f"svm_{kind}"] = time.perf_counter() - t0
-    results.save("anchors", out_json, {"classes": classes, **eval_clips(arrays), "kinds": kinds, "meta": {k: {**ANCHORS[k], "label": ANCHOR_LABELS[k]} for k in cfg.anchors.kinds},
-                         "timings_s": seconds})
+    meta = {k: {**ANCHORS[k], "label": ANCHOR_LABELS[k]} for k in cfg.anchors.kinds}
+    results.save("anchors", out_json, {"classes": classes, **eval_clips(arrays), "kinds": kinds, "meta": meta,
+                                       "timings_s": seconds})
 
 
 def build_fusion(features_npz, anchors_npz, svm_json, anchors_json, cnn1d_json, cnn2d_json, out_json, cfg) -> None:

@@ -140,6 +140,24 @@ def _from_name(rx: re.Pattern, name: str, corpus: str = "") -> str | None:
     return str(int(s)) if corpus == "RAVDESS" else _clean(s)
 
 
+def _declared(root: Path, rel_paths: list[str], pattern: str):
+    """The speakers a data set declares: a ``speakers.csv`` at ``root``, else
+    ``pattern`` (or the opt-out ``"none"``). Returns ``(speakers, source,
+    why)``, ``why`` saying what a clip without a speaker lacks (None for the
+    opt-out), or None when nothing is declared (the names are read then)."""
+    csv_path = root / SPEAKERS_CSV
+    if csv_path.is_file():
+        table = read_speakers_csv(csv_path)
+        return [table.get(p) for p in rel_paths], SpeakerSource("csv", str(csv_path)), f"not listed in {csv_path}"
+    if pattern.strip().lower() == NO_SPEAKERS:
+        return [None] * len(rel_paths), SpeakerSource("none", ""), None
+    if pattern:
+        rx = _compile_pattern(pattern)
+        return ([_from_name(rx, p.rsplit("/", 1)[-1]) for p in rel_paths], SpeakerSource("pattern", pattern),
+                f"its name does not match [data] speaker_pattern {pattern!r}")
+    return None
+
+
 def resolve_speakers(root: str | Path, rel_paths: Sequence[str], pattern: str = "") -> tuple[list[str | None], SpeakerSource]:
     """The speaker of every clip (``rel_paths``: paths relative to ``root``,
     with forward slashes) and how they were found (see the module's text).
@@ -151,20 +169,13 @@ def resolve_speakers(root: str | Path, rel_paths: Sequence[str], pattern: str = 
     """
     root = Path(root)
     rel_paths = [str(p).replace("\\", "/") for p in rel_paths]
+    declared = _declared(root, rel_paths, pattern)
+    if declared is not None:
+        out, source, why = declared
+        if why is not None:
+            _check_all(out, rel_paths, root, why)
+        return out, source
     names = [p.rsplit("/", 1)[-1] for p in rel_paths]
-    csv_path = root / SPEAKERS_CSV
-    if csv_path.is_file():
-        table = read_speakers_csv(csv_path)
-        out = [table.get(p) for p in rel_paths]
-        _check_all(out, rel_paths, root, f"not listed in {csv_path}")
-        return out, SpeakerSource("csv", str(csv_path))
-    if pattern.strip().lower() == NO_SPEAKERS:
-        return [None] * len(rel_paths), SpeakerSource("none", "")
-    if pattern:
-        rx = _compile_pattern(pattern)
-        out = [_from_name(rx, n) for n in names]
-        _check_all(out, rel_paths, root, f"its name does not match [data] speaker_pattern {pattern!r}")
-        return out, SpeakerSource("pattern", pattern)
     for corpus, rx in RECOGNISERS.items():
         out = [_from_name(rx, n, corpus) for n in names]
         if names and all(s is not None for s in out):
@@ -177,21 +188,14 @@ def resolve_speakers(root: str | Path, rel_paths: Sequence[str], pattern: str = 
 def speakers_if_known(root: str | Path, rel_paths: Sequence[str], pattern: str = "") -> list[str | None]:
     """The speaker of each clip where one is declared, else None: the same
     sources as :func:`resolve_speakers` (``speakers.csv`` at ``root``, then
-    ``pattern``, then each file name read by any known corpus's recogniser),
+    ``pattern``), else each file name read by any known corpus's recogniser,
     for clips that need not all have one (new clips to classify)."""
     rel_paths = [str(p).replace("\\", "/") for p in rel_paths]
-    names = [p.rsplit("/", 1)[-1] for p in rel_paths]
-    csv_path = Path(root) / SPEAKERS_CSV
-    if csv_path.is_file():
-        table = read_speakers_csv(csv_path)
-        return [table.get(p) for p in rel_paths]
-    if pattern.strip().lower() == NO_SPEAKERS:
-        return [None] * len(rel_paths)
-    if pattern:
-        rx = _compile_pattern(pattern)
-        return [_from_name(rx, n) for n in names]
-    return [next((s for corpus, rx in RECOGNISERS.items() if (s := _from_name(rx, n, corpus)) is not None), None)
-            for n in names]
+    declared = _declared(Path(root), rel_paths, pattern)
+    if declared is not None:
+        return declared[0]
+    return [next((s for corpus, rx in RECOGNISERS.items() if (s := _from_name(rx, p.rsplit("/", 1)[-1], corpus))
+                  is not None), None) for p in rel_paths]
 
 
 def _check_all(speakers, rel_paths, root, why: str) -> None:
