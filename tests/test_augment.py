@@ -339,23 +339,35 @@ def test_mixup_partners_come_from_another_group():
 
 # ------------------------------------------------------------------ the callbacks
 
-@pytest.mark.parametrize("field, value, fn", [
-    ("hflip_p", 0.5, lambda x, g: A.hflip(x, g, 0.5)),
-    ("vflip_p", 0.5, lambda x, g: A.vflip(x, g, 0.5)),
-    ("rotate_deg", 7.0, lambda x, g: A.rotate(x, g, 7.0)),
-    ("crop_pad", 2, lambda x, g: A.random_crop(x, g, 2)),
-    ("shift_cols", 3, lambda x, g: A.time_shift(x, g, 3)),
-    ("time_mask_cols", 4, lambda x, g: A.time_mask(x, g, 4, 1)),
-    ("freq_mask_rows", 5, lambda x, g: A.freq_mask(x, g, 5, 1)),
-    ("offset", 0.3, lambda x, g: A.offset(x, g, 0.3)),
-    ("shift_samples", 4, lambda x, g: A.wave_shift(x, g, 4)),
-    ("gain_db", 6.0, lambda x, g: A.gain(x, g, 6.0)),
-    ("speed", 0.1, lambda x, g: A.speed(x, g, 0.1)),
+TRANSFORM_OF = {  # each AugmentSpec field: its transform at strength v
+    "hflip_p": lambda x, g, v: A.hflip(x, g, v),
+    "vflip_p": lambda x, g, v: A.vflip(x, g, v),
+    "rotate_deg": lambda x, g, v: A.rotate(x, g, v),
+    "crop_pad": lambda x, g, v: A.random_crop(x, g, v),
+    "shift_cols": lambda x, g, v: A.time_shift(x, g, v),
+    "time_mask_cols": lambda x, g, v: A.time_mask(x, g, v, 1),
+    "freq_mask_rows": lambda x, g, v: A.freq_mask(x, g, v, 1),
+    "offset": lambda x, g, v: A.offset(x, g, v),
+    "shift_samples": lambda x, g, v: A.wave_shift(x, g, v),
+    "gain_db": lambda x, g, v: A.gain(x, g, v),
+    "speed": lambda x, g, v: A.speed(x, g, v),
+}
+
+
+def _field_input(field):
+    """An image batch, or a waveform batch for the speed change."""
+    return _batch(n=6, h=12, w=12, seed=1) if field != "speed" else torch.randn(6, 1, 40, generator=_gen(1))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("hflip_p", 0.5), ("vflip_p", 0.5), ("rotate_deg", 7.0), ("crop_pad", 2), ("shift_cols", 3),
+    ("time_mask_cols", 4), ("freq_mask_rows", 5), ("offset", 0.3), ("shift_samples", 4), ("gain_db", 6.0),
+    ("speed", 0.1),
 ])
-def test_each_spec_field_turns_on_its_own_transform_with_its_strength(field, value, fn):
-    x = _batch(n=6, h=12, w=12, seed=1) if field not in ("speed",) else torch.randn(6, 1, 40, generator=_gen(1))
+def test_each_spec_field_turns_on_its_own_transform_with_its_strength(field, value):
+    x = _field_input(field)
     aug = A.make_augment(A.AugmentSpec(**{field: value}))
-    assert torch.equal(aug(x, _gen(8)), fn(x, _gen(8)))
+    assert torch.equal(aug(x, _gen(8)), TRANSFORM_OF[field](x, _gen(8), value))
 
 
 def test_the_mask_count_reaches_both_masks():
@@ -467,20 +479,12 @@ def test_mixup_default_alpha_is_0_2():
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
-@pytest.mark.parametrize("field, value, fn", [
-    ("hflip_p", 0.3, lambda x, g: A.hflip(x, g, 0.3)),
-    ("vflip_p", 0.3, lambda x, g: A.vflip(x, g, 0.3)),
-    ("rotate_deg", 0.5, lambda x, g: A.rotate(x, g, 0.5)),
-    ("crop_pad", 1, lambda x, g: A.random_crop(x, g, 1)),
-    ("shift_cols", 1, lambda x, g: A.time_shift(x, g, 1)),
-    ("time_mask_cols", 1, lambda x, g: A.time_mask(x, g, 1, 1)),
-    ("freq_mask_rows", 1, lambda x, g: A.freq_mask(x, g, 1, 1)),
-    ("offset", 0.05, lambda x, g: A.offset(x, g, 0.05)),
-    ("shift_samples", 1, lambda x, g: A.wave_shift(x, g, 1)),
-    ("gain_db", 0.5, lambda x, g: A.gain(x, g, 0.5)),
-    ("speed", 0.01, lambda x, g: A.speed(x, g, 0.01)),
+@pytest.mark.parametrize("field, value", [
+    ("hflip_p", 0.3), ("vflip_p", 0.3), ("rotate_deg", 0.5), ("crop_pad", 1), ("shift_cols", 1),
+    ("time_mask_cols", 1), ("freq_mask_rows", 1), ("offset", 0.05), ("shift_samples", 1), ("gain_db", 0.5),
+    ("speed", 0.01),
 ])
-def test_small_strengths_are_on_too(field, value, fn):
-    x = _batch(n=6, h=12, w=12, seed=1) if field != "speed" else torch.randn(6, 1, 40, generator=_gen(1))
+def test_small_strengths_are_on_too(field, value):
+    x = _field_input(field)
     out = A.make_augment(A.AugmentSpec(**{field: value}))(x, _gen(8))
-    assert torch.equal(out, fn(x, _gen(8))) and not torch.equal(out, x)
+    assert torch.equal(out, TRANSFORM_OF[field](x, _gen(8), value)) and not torch.equal(out, x)
